@@ -1,0 +1,29 @@
+"""What a parser needs to know about the hospital: code maps, identifier choice, time zone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+# Given the codes (RXE-2.1, RXE-2.4) and names (RXE-2.2, RXE-2.5) of a give code, return the
+# drug catalog key, or None when the drug is not one LabSentinel tracks.
+DrugClassifier = Callable[[Sequence[str], Sequence[str]], "str | None"]
+
+
+def _no_drugs(codes: Sequence[str], names: Sequence[str]) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class ParserConfig:
+    # OBX-3 code (upper-cased; LOINC or local) -> canonical analyte key. Codes not in the map
+    # are skipped without parsing the rest of their OBX.
+    lab_codes: Mapping[str, str] = field(default_factory=dict)
+    classify_drug: DrugClassifier = _no_drugs
+    # PID-3 choice: the first repetition whose type (CX-5) is in identifier_types, preferring,
+    # in order, the assigning authorities (CX-4.1) listed; empty authorities = any authority.
+    # When no repetition has a listed type, the first repetition with a non-empty id is used.
+    identifier_types: tuple[str, ...] = ("MR",)
+    identifier_authorities: tuple[str, ...] = ()
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))

@@ -1,0 +1,112 @@
+"""Typed, immutable events that parsers produce from HL7 v2 messages.
+
+These are the only shapes the rest of LabSentinel sees of a message. They carry what the rules,
+the pages and the audit trail need and nothing more: no patient names, no birth dates, no raw
+segments. Every datetime is timezone-aware (UTC offset from the message, else the configured
+hospital time zone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageHeader:
+    """MSH fields used for routing, de-duplication and logs."""
+
+    message_type: str  # MSH-9.1^MSH-9.2, e.g. "ORU^R01"
+    control_id: str  # MSH-10
+    sending_application: str  # MSH-3.1
+    sending_facility: str  # MSH-4.1
+    message_time: datetime | None  # MSH-7
+    version: str  # MSH-12.1
+
+
+@dataclass(frozen=True, slots=True)
+class Patient:
+    """The patient a message is about, as identified by the configured PID-3 preference."""
+
+    id: str  # PID-3.1 of the chosen repetition
+    authority: str  # PID-3.4.1 of the chosen repetition
+    id_type: str  # PID-3.5 of the chosen repetition
+    location: str  # PV1-3 rendered "point of care/room/bed" without empty parts ("" if absent)
+    facility: str  # PV1-3.4.1 ("" if absent)
+    service: str  # PV1-10 ("" if absent)
+
+
+@dataclass(frozen=True, slots=True)
+class LabResult:
+    """One OBX of an ORU^R01 whose code maps to an analyte LabSentinel knows."""
+
+    analyte: str  # canonical key from the lab catalog: "phosphate", "calcium", "albumin", ...
+    code: str  # OBX-3.1 (or OBX-3.4 when that was the code that matched)
+    code_system: str  # OBX-3.3 (or OBX-3.6)
+    code_text: str  # OBX-3.2
+    value_type: str  # OBX-2 ("NM", "SN", "ST", ...)
+    value: float | None  # numeric value (NM, or the number of an SN); None when not numeric
+    comparator: str  # "" for a plain value, else "<", "<=", ">", ">=" or "=" from an SN
+    value_text: str  # OBX-5 as sent, unescaped
+    unit: str  # OBX-6.1 as sent (normalisation is the clinical core's job)
+    reference_range: str  # OBX-7
+    abnormal_flags: str  # OBX-8 (repetitions joined with "~")
+    status: str  # OBX-11 (F, C, P, D, W, X, I, R, S, U)
+    observed_at: datetime  # OBX-14, else OBR-7, else MSH-7
+    placer_order_id: str  # OBR-2.1 (else ORC-2.1)
+    filler_order_id: str  # OBR-3.1 (else ORC-3.1)
+    set_id: str  # OBX-1
+
+
+@dataclass(frozen=True, slots=True)
+class LabReport:
+    """An ORU^R01: the relevant results of every ORDER_OBSERVATION group, in message order."""
+
+    header: MessageHeader
+    patient: Patient
+    results: tuple[LabResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MedicationOrder:
+    """The pharmacy order of an RDE^O11 (or a give of an RAS^O17), classified by the catalog."""
+
+    order_control: str  # ORC-1 (NW, CA, DC, XO, ...)
+    order_status: str  # ORC-5
+    placer_order_id: str  # ORC-2.1
+    filler_order_id: str  # ORC-3.1
+    drug: str | None  # drug catalog key (e.g. "ferric_carboxymaltose"); None if not in catalog
+    drug_code: str  # RXE-2.1
+    drug_code_system: str  # RXE-2.3
+    drug_text: str  # RXE-2.2
+    route: str  # RXR-1.1, upper-cased ("" if absent)
+    dose_at: datetime  # TQ1-7, else RXE-1.4, else ORC-15, else ORC-9, else MSH-7
+    end_at: datetime | None  # TQ1-8, else RXE-1.5
+    give_amount: str  # RXE-3
+    give_units: str  # RXE-5.1
+    ordering_provider: str  # ORC-12.1 (an identifier, not a name)
+    administered: bool = False  # True for an RAS^O17 administration (RXA-3 is the dose time)
+
+
+@dataclass(frozen=True, slots=True)
+class PharmacyOrder:
+    """An RDE^O11 or RAS^O17 (one order; the first ORC group when several are sent)."""
+
+    header: MessageHeader
+    patient: Patient
+    order: MedicationOrder
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A well-formed message that cannot matter: other message types, or no known analyte/drug.
+
+    Produced by the fast path without a full parse, so irrelevant traffic costs microseconds.
+    It still carries the header so the message is de-duplicated and its offset committed.
+    """
+
+    header: MessageHeader
+    reason: str  # short, PHI-free: "message type ADT^A01", "no catalogued analyte", ...
+
+
+ParsedMessage = LabReport | PharmacyOrder | Ignored
