@@ -74,6 +74,48 @@ class Notification:
         return doc
 
 
+_KNOWN_KEYS = frozenset(
+    (
+        "event rule severity patient analyte value unit reference_range observed_at iron "
+        "antiresorptive dedup_key recipients notification_id created_at comparator ack_url "
+        "actions"
+    ).split()
+)
+
+
+def notification_from_json(doc: dict[str, Any]) -> Notification:
+    """The inverse of ``Notification.to_json`` (the outbox stores notifications as JSON)."""
+    patient = doc.get("patient") or {}
+    return Notification(
+        notification_id=doc["notification_id"],
+        event=doc["event"],
+        rule=doc["rule"],
+        severity=doc["severity"],
+        dedup_key=doc["dedup_key"],
+        patient_id=patient.get("id", ""),
+        patient_location=patient.get("location", ""),
+        analyte=doc.get("analyte"),
+        value=doc.get("value"),
+        unit=doc.get("unit", ""),
+        reference_range=doc.get("reference_range", ""),
+        observed_at=doc.get("observed_at"),
+        iron=_drug_ref(doc.get("iron")),
+        antiresorptive=_drug_ref(doc.get("antiresorptive")),
+        recipients=tuple(doc.get("recipients", ())),
+        created_at=doc.get("created_at", ""),
+        ack_url=doc.get("ack_url", ""),
+        actions=tuple(doc.get("actions", ())),
+        comparator=doc.get("comparator", ""),
+        extra={k: v for k, v in doc.items() if k not in _KNOWN_KEYS},
+    )
+
+
+def _drug_ref(doc: dict[str, Any] | None) -> DrugRef | None:
+    if not doc:
+        return None
+    return DrugRef(drug=doc["drug"], dose_at=doc["dose_at"], days_since=doc.get("days_since"))
+
+
 def _drug_json(ref: DrugRef | None, *, with_days: bool) -> dict[str, Any] | None:
     if ref is None:
         return None

@@ -1,0 +1,258 @@
+"""The Kafka consumer: fetch a batch → pipeline (in a thread) → dead-letter topic → commit.
+
+Contract (arroyo/aiokafka style):
+- Offsets are committed only after every message of the batch has its effects committed in
+  the database. Messages that produce nothing (ignored, duplicates, dead letters) are
+  committed too, so the stream moves on.
+- A database outage pauses the assigned partitions (the group membership and heartbeats stay
+  alive), seeks back to the first message not stored, and resumes once ``SELECT 1`` works.
+  Nothing is skipped. ``database.outage_max_s`` > 0 turns a long outage into a loud exit.
+- Fatal Kafka errors (authorisation, unknown topic with auto-create off) propagate and stop
+  the process; a single bad record is dead-lettered and skipped.
+- ``stop`` (SIGTERM) ends the loop after the batch in flight is stored and committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from service import metrics
+from service.pipeline import DatabaseUnavailable, Incoming, Outcome, Pipeline, Processed
+from service.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConsumerState:
+    """What /readyz and the demo need to know."""
+
+    connected: bool = False
+    assigned: int = 0
+    database_ok: bool = True
+    records: int = 0
+    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    notifications: int = 0
+
+
+def kafka_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection options shared by consumer, producer and admin client (TLS, SASL)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context(
+            cafile=settings.ssl_cafile,
+            certfile=settings.ssl_certfile,
+            keyfile=settings.ssl_keyfile,
+        )
+    if settings.sasl_mechanism:
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return options
+
+
+class Consumer:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        pipeline: Pipeline,
+        engine: Engine,
+        outage_max_s: float = 0,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.engine = engine
+        self.outage_max_s = outage_max_s
+        self.state = ConsumerState()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._positions: dict[TopicPartition, int] = {}  # next offset to read, per partition
+
+    async def run(self, stop: asyncio.Event) -> None:
+        options = kafka_options(self.settings)
+        consumer = AIOKafkaConsumer(
+            *self.settings.topics,
+            group_id=self.settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=self.settings.auto_offset_reset,
+            session_timeout_ms=self.settings.session_timeout_ms,
+            **options,
+        )
+        producer = AIOKafkaProducer(acks="all", **options)
+        self._consumer, self._producer = consumer, producer
+        await consumer.start()
+        await producer.start()
+        self.state.connected = True
+        log.info("consumer started", extra={"topics": list(self.settings.topics)})
+        try:
+            while not stop.is_set():
+                batch = await consumer.getmany(
+                    timeout_ms=self.settings.fetch_timeout_ms,
+                    max_records=self.settings.max_batch_records,
+                )
+                self.state.assigned = len(consumer.assignment())
+                if batch:
+                    await self._handle(consumer, producer, batch, stop)
+                self._update_lag(consumer)
+        finally:
+            self.state.connected = False
+            await consumer.stop()
+            await producer.stop()
+            log.info("consumer stopped")
+
+    async def _handle(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        batch: dict[TopicPartition, list[Any]],
+        stop: asyncio.Event,
+    ) -> None:
+        records = [(tp, record) for tp, recs in batch.items() for record in recs]
+        items = [
+            Incoming(
+                raw=record.value or b"",
+                source="kafka",
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=record.offset,
+            )
+            for tp, record in records
+        ]
+        started = time.perf_counter()
+        try:
+            results = await asyncio.to_thread(self.pipeline.process_many, items)
+        except DatabaseUnavailable as exc:
+            done: list[Processed] = exc.args[1] if len(exc.args) > 1 else []
+            await self._finish(consumer, producer, records[: len(done)], done)
+            self._seek_back(consumer, records[len(done) :])
+            await self._wait_for_database(consumer, stop)
+            return
+        metrics.processing_seconds.observe(time.perf_counter() - started)
+        await self._finish(consumer, producer, records, results)
+
+    async def _finish(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        records: list[tuple[TopicPartition, Any]],
+        results: list[Processed],
+    ) -> None:
+        if not records:
+            return
+        offsets: dict[TopicPartition, int] = {}
+        for (tp, record), result in zip(records, results, strict=True):
+            offsets[tp] = max(offsets.get(tp, -1), record.offset + 1)
+            self._count(tp.topic, result)
+            if result.outcome is Outcome.DEAD_LETTER:
+                await self._publish_dead_letter(producer, tp, record, result)
+        try:
+            await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
+            self._positions.update(offsets)
+        except CommitFailedError:
+            # The group rebalanced under us; the new owner re-reads these messages and the
+            # database's de-duplication makes that harmless.
+            log.warning("offset commit failed after a rebalance; messages will be re-read")
+
+    def _count(self, topic: str, result: Processed) -> None:
+        self.state.records += 1
+        self.state.outcomes[result.outcome.value] += 1
+        self.state.notifications += len(result.notifications)
+        message_type = metrics.normalise_message_type(result.message_type or "unparsed")
+        if result.outcome is Outcome.DEAD_LETTER and not result.message_type:
+            message_type = "unparsed"
+        metrics.messages_consumed.labels(topic, message_type, result.outcome.value).inc()
+        if result.outcome is Outcome.DEAD_LETTER:
+            metrics.dead_letters.labels(result.error_class or "processing").inc()
+        for n in result.notifications:
+            metrics.alerts_total.labels(n.rule, n.severity, n.event).inc()
+
+    async def _publish_dead_letter(
+        self, producer: AIOKafkaProducer, tp: TopicPartition, record: Any, result: Processed
+    ) -> None:
+        # The database row is the durable copy; the topic feeds the interface team's tools.
+        headers = [
+            ("labsentinel.reason", result.reason.encode()[:500]),
+            ("labsentinel.error_class", result.error_class.encode()),
+            ("labsentinel.source_topic", tp.topic.encode()),
+            ("labsentinel.source_partition", str(tp.partition).encode()),
+            ("labsentinel.source_offset", str(record.offset).encode()),
+        ]
+        try:
+            await producer.send_and_wait(
+                self.settings.dead_letter_topic, record.value or b"", headers=headers
+            )
+        except KafkaError as exc:
+            log.warning(
+                "dead-letter topic publish failed; the database copy is kept",
+                extra={"error": type(exc).__name__, "control_id": result.control_id},
+            )
+
+    def _seek_back(
+        self, consumer: AIOKafkaConsumer, remaining: list[tuple[TopicPartition, Any]]
+    ) -> None:
+        first: dict[TopicPartition, int] = {}
+        for tp, record in remaining:
+            first.setdefault(tp, record.offset)
+        for tp, offset in first.items():
+            consumer.seek(tp, offset)
+
+    async def _wait_for_database(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        """Pause all partitions until the database answers; keep the group membership."""
+        self.state.database_ok = False
+        metrics.database_errors.inc()
+        metrics.consumer_paused.set(1)
+        paused = consumer.assignment()
+        consumer.pause(*paused)
+        log.error("database unavailable; consumption paused")
+        started, delay = time.monotonic(), 0.5
+        try:
+            while not stop.is_set():
+                if await asyncio.to_thread(self._database_reachable):
+                    break
+                if self.outage_max_s and time.monotonic() - started > self.outage_max_s:
+                    raise RuntimeError("database unavailable for longer than outage_max_s")
+                # getmany on paused partitions returns nothing but keeps the poll loop alive,
+                # so the group does not evict us during a long outage.
+                await consumer.getmany(timeout_ms=int(delay * 1000))
+                delay = min(delay * 2, 10.0)
+        finally:
+            consumer.resume(*[tp for tp in paused if tp in consumer.assignment()])
+            metrics.consumer_paused.set(0)
+        self.state.database_ok = True
+        log.info("database reachable again; consumption resumed")
+
+    def _database_reachable(self) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            position = self._positions.get(tp)
+            if highwater is not None and position is not None:
+                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                    max(highwater - position, 0)
+                )

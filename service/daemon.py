@@ -1,0 +1,69 @@
+"""`labsentinel run`: consumer, dispatcher (and, later, the HTTP API) in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from service import metrics
+from service.bootstrap import App, build_app
+from service.consumer import Consumer
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.stop = asyncio.Event()
+        self.consumer = Consumer(
+            app.settings.kafka,
+            app.pipeline,
+            app.engine,
+            outage_max_s=app.settings.database.outage_max_s,
+        )
+
+    async def run(self) -> None:
+        """Run until ``stop`` is set or a task fails; always shuts down in order."""
+        settings = self.app.settings
+        metrics.prime(settings.kafka.topics, self.app.dispatcher.transports)
+        dispatcher = asyncio.create_task(self.app.dispatcher.run(self.stop), name="dispatcher")
+        consumer = asyncio.create_task(self.consumer.run(self.stop), name="consumer")
+        tasks = {dispatcher, consumer}
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            self.stop.set()
+            # The consumer finishes and commits its batch; the dispatcher its round.
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.app.dispatcher.close()
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+            pass
+
+
+async def run_daemon(settings: Settings, pages_out: Path | None = None) -> None:
+    app = build_app(settings, pages_out=pages_out)
+    daemon = Daemon(app)
+    install_signal_handlers(daemon.stop)
+    log.info(
+        "labsentinel starting",
+        extra={"database": app.engine.dialect.name, "topics": list(settings.kafka.topics)},
+    )
+    try:
+        await daemon.run()
+    finally:
+        app.close()
+        log.info("labsentinel stopped")

@@ -1,0 +1,214 @@
+"""The tables. One class per table; relationships are by key, queried explicitly in store.py.
+
+Times are UTC (see ``UTCDateTime``). Patient identifiers are stored because the database is
+the clinical record of what LabSentinel saw; they never reach logs or metric labels.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from service.db.types import UTCDateTime
+
+
+def _utc(**kwargs: object) -> object:
+    return Field(sa_type=UTCDateTime, **kwargs)  # type: ignore[arg-type]
+
+
+class Patient(SQLModel, table=True):
+    __tablename__ = "patients"
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(max_length=64, unique=True)
+    authority: str = Field(default="", max_length=64)
+    location: str = Field(default="", max_length=128)
+    facility: str = Field(default="", max_length=64)
+    service: str = Field(default="", max_length=64)
+    # Set when a catalogued order is stored: evaluation is skipped unless both are true.
+    has_iron: bool = False
+    has_antiresorptive: bool = False
+    updated_at: datetime = _utc()  # type: ignore[assignment]
+
+
+class ProcessedMessage(SQLModel, table=True):
+    """Sending facility + MSH-10 of every message whose effects were stored."""
+
+    __tablename__ = "processed_messages"
+    __table_args__ = (UniqueConstraint("sending_facility", "control_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    sending_facility: str = Field(max_length=128)
+    control_id: str = Field(max_length=199)
+    message_type: str = Field(default="", max_length=16)
+    processed_at: datetime = _utc()  # type: ignore[assignment]
+
+
+class LabResultRow(SQLModel, table=True):
+    """The current version of each result; a correction updates the row of its result_key."""
+
+    __tablename__ = "lab_results"
+    __table_args__ = (
+        UniqueConstraint("patient_id", "result_key"),
+        Index("ix_lab_results_patient_observed", "patient_id", "observed_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(max_length=64)
+    result_key: str = Field(max_length=255)
+    analyte: str = Field(max_length=32)
+    code: str = Field(default="", max_length=64)
+    value: float | None = None
+    comparator: str = Field(default="", max_length=2)
+    value_text: str = Field(default="", max_length=255)
+    unit: str = Field(default="", max_length=32)
+    reference_range: str = Field(default="", max_length=64)
+    abnormal_flags: str = Field(default="", max_length=32)
+    status: str = Field(default="", max_length=2)
+    observed_at: datetime = _utc()  # type: ignore[assignment]
+    received_at: datetime = _utc()  # type: ignore[assignment]
+    message_time: datetime = _utc()  # type: ignore[assignment]
+    control_id: str = Field(default="", max_length=199)
+
+
+class MedicationOrderRow(SQLModel, table=True):
+    """Every message about a catalogued order (NW, DC, CA, ...), replayed by the rules."""
+
+    __tablename__ = "medication_orders"
+    __table_args__ = (
+        UniqueConstraint("patient_id", "control_id", "order_key"),
+        Index("ix_medication_orders_patient_dose", "patient_id", "dose_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(max_length=64)
+    order_key: str = Field(max_length=199)
+    order_control: str = Field(max_length=4)
+    drug: str = Field(max_length=64)
+    drug_class: str = Field(max_length=32)
+    route: str = Field(default="", max_length=32)
+    dose_at: datetime = _utc()  # type: ignore[assignment]
+    end_at: datetime | None = _utc(default=None, nullable=True)  # type: ignore[assignment]
+    message_time: datetime = _utc()  # type: ignore[assignment]
+    ordering_provider: str = Field(default="", max_length=64)
+    administered: bool = False
+    control_id: str = Field(default="", max_length=199)
+
+
+class Alert(SQLModel, table=True):
+    """One alert per dedup key (patient, rule, analyte, iron episode) and its current state."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_patient_status", "patient_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedup_key: str = Field(max_length=64, unique=True)
+    rule: str = Field(max_length=64)
+    patient_id: str = Field(max_length=64)
+    location: str = Field(default="", max_length=128)
+    analyte: str = Field(max_length=32)
+    severity: str = Field(max_length=16)
+    status: str = Field(max_length=16)  # open | worklist | resolved
+    value: float | None = None
+    comparator: str = Field(default="", max_length=2)
+    unit: str = Field(default="", max_length=32)
+    value_canonical: float = 0.0
+    reference_range: str = Field(default="", max_length=64)
+    observed_at: datetime = _utc()  # type: ignore[assignment]
+    result_key: str = Field(default="", max_length=255)
+    iron_drug: str = Field(default="", max_length=64)
+    iron_dose_at: datetime = _utc()  # type: ignore[assignment]
+    episode_start: datetime = _utc()  # type: ignore[assignment]
+    days_since_iron: int = 0
+    antiresorptive_drug: str = Field(default="", max_length=64)
+    antiresorptive_dose_at: datetime = _utc()  # type: ignore[assignment]
+    double_trouble: bool = False
+    backfilled: bool = False
+    notification_seq: int = 0
+    created_at: datetime = _utc()  # type: ignore[assignment]
+    updated_at: datetime = _utc()  # type: ignore[assignment]
+    resolved_at: datetime | None = _utc(default=None, nullable=True)  # type: ignore[assignment]
+    acked_at: datetime | None = _utc(default=None, nullable=True)  # type: ignore[assignment]
+    acked_by: str = Field(default="", max_length=128)
+    ack_action: str = Field(default="", max_length=64)
+    ack_note: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+
+
+class NotificationRow(SQLModel, table=True):
+    """Every notification decided for an alert, with the exact JSON the transports received."""
+
+    __tablename__ = "notifications"
+
+    id: int | None = Field(default=None, primary_key=True)
+    notification_id: str = Field(max_length=64, unique=True)
+    alert_id: int | None = Field(default=None, index=True)
+    dedup_key: str = Field(max_length=64, index=True)
+    event: str = Field(max_length=16)
+    severity: str = Field(max_length=16)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _utc()  # type: ignore[assignment]
+
+
+class OutboxRow(SQLModel, table=True):
+    """One delivery of one notification to one recipient over one channel."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "channel", "recipient"),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    notification_id: str = Field(max_length=64)
+    channel: str = Field(max_length=64)
+    recipient: str = Field(max_length=128)
+    status: str = Field(default="pending", max_length=16)  # pending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime = _utc()  # type: ignore[assignment]
+    deadline_at: datetime = _utc()  # type: ignore[assignment]
+    lease_until: datetime | None = _utc(default=None, nullable=True)  # type: ignore[assignment]
+    lease_owner: str = Field(default="", max_length=64)
+    last_error: str = Field(default="", max_length=255)
+    created_at: datetime = _utc()  # type: ignore[assignment]
+    sent_at: datetime | None = _utc(default=None, nullable=True)  # type: ignore[assignment]
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """History: every attempt at an outbox row and how it ended."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(index=True)
+    notification_id: str = Field(max_length=64, index=True)
+    channel: str = Field(max_length=64)
+    attempted_at: datetime = _utc()  # type: ignore[assignment]
+    outcome: str = Field(max_length=16)  # delivered | retryable | final
+    detail: str = Field(default="", max_length=255)
+    latency_ms: float = 0.0
+
+
+class DeadLetter(SQLModel, table=True):
+    """A message that could not be parsed or processed, kept whole for inspection and replay.
+
+    ``raw`` is the message as received (it may hold PHI: it lives only in the database, never
+    in logs). ``location_key`` makes a redelivered poison message one row, not many.
+    """
+
+    __tablename__ = "dead_letters"
+
+    id: int | None = Field(default=None, primary_key=True)
+    location_key: str = Field(max_length=255, unique=True)
+    source: str = Field(max_length=16)  # kafka | replay
+    topic: str = Field(default="", max_length=255)
+    partition: int | None = None
+    offset: int | None = None
+    control_id: str = Field(default="", max_length=199)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    error_class: str = Field(max_length=32)  # parse | unit | processing
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="new", max_length=16)  # new | reprocessed | dead
+    created_at: datetime = _utc()  # type: ignore[assignment]
+    reprocessed_at: datetime | None = _utc(default=None, nullable=True)  # type: ignore[assignment]
