@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="embedded broker + SQLite + sample feed, pages on console")
     demo.add_argument("--messages", type=int, default=2000)
-    demo.add_argument("--planted", type=int, default=5)
+    demo.add_argument("--planted", type=int, default=6)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--workdir", type=Path, help="keep the database and pages here")
     demo.add_argument("--timeout", type=float, default=120.0)

@@ -16,22 +16,31 @@ class WallClock:
 
 
 class MessageClock:
-    """Time advanced by the messages themselves (``replay --clock messages``).
+    """Time told by the messages themselves (``replay``/``demo``: a live feed in fast-forward).
 
-    ``now`` is the latest message time seen so far, so a replay of a historical feed makes the
-    same decisions (backfill, reminders, escalations) it would have made live, every time.
-    Before any message it falls back to the wall clock.
+    ``now`` is the send time (MSH-7) of the message being processed, i.e. the moment it would
+    have been processed live, so a replay decides as live processing would have (a late order
+    is judged at its own arrival, the backfill rule sees the same ages) and decides the same
+    way on every run. ``high_water`` is the latest message time seen: scheduled work
+    (reminders, escalations) runs against it. Before any message it is the wall clock.
     """
 
     def __init__(self) -> None:
         self._now: datetime | None = None
+        self._high_water: datetime | None = None
 
     def advance(self, moment: datetime | None) -> None:
-        if moment is not None and (self._now is None or moment > self._now):
-            self._now = moment.astimezone(UTC)
+        if moment is None:
+            return
+        self._now = moment.astimezone(UTC)
+        if self._high_water is None or self._now > self._high_water:
+            self._high_water = self._now
 
     def now(self) -> datetime:
         return self._now if self._now is not None else datetime.now(UTC)
+
+    def high_water(self) -> datetime:
+        return self._high_water if self._high_water is not None else datetime.now(UTC)
 
 
 class FixedClock:

@@ -67,3 +67,39 @@ async def run_daemon(settings: Settings, pages_out: Path | None = None) -> None:
     finally:
         app.close()
         log.info("labsentinel stopped")
+
+
+async def run_until_consumed(
+    app: App, expected_records: int, timeout_s: float, *, extra_seconds: float = 0.0
+) -> Daemon:
+    """Run the daemon until it has handled ``expected_records`` and the outbox is empty.
+
+    For the demo, the benchmark and the tests: the same daemon as `run`, stopped when the feed
+    is done. Raises TimeoutError when that does not happen within ``timeout_s``.
+    """
+    daemon = Daemon(app)
+    task = asyncio.create_task(daemon.run(), name="daemon")
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    try:
+        while True:
+            if task.done():
+                task.result()  # re-raise a crash
+                raise RuntimeError("daemon stopped before the feed was consumed")
+            consumed = daemon.consumer.state.records >= expected_records
+            if consumed and not await asyncio.to_thread(_pending_deliveries, app):
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(
+                    f"consumed {daemon.consumer.state.records}/{expected_records} records"
+                )
+            await asyncio.sleep(0.1)
+        if extra_seconds:
+            await asyncio.sleep(extra_seconds)
+    finally:
+        daemon.stop.set()
+        await task
+    return daemon
+
+
+def _pending_deliveries(app: App) -> int:
+    return app.dispatcher.pending_counts().get("pending", 0)

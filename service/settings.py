@@ -88,7 +88,7 @@ class KafkaSettings(_Section):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_batch_records: int = Field(default=500, ge=1, le=100_000)
     fetch_timeout_ms: int = Field(default=500, ge=10, le=60_000)
-    session_timeout_ms: int = Field(default=30_000, ge=1_000)
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None

@@ -6,11 +6,12 @@ transaction, so a message's effects are stored all together or not at all.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -37,19 +38,57 @@ def _insert(session: Session, model: type[Any]) -> Any:
     return sqlite.insert(model)
 
 
+def _table(model: type[Any]) -> Table:
+    return model.__table__  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _statements(dialect: str) -> dict[str, Any]:
+    """Core statements built once per dialect and executed with parameters (executemany).
+
+    Building ORM-enabled upserts per row cost more than the database work itself.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    processed = insert(_table(ProcessedMessage)).on_conflict_do_nothing(
+        index_elements=["sending_facility", "control_id"]
+    )
+    patient = insert(_table(Patient)).on_conflict_do_nothing(index_elements=["patient_id"])
+    results = insert(_table(LabResultRow))
+    keys = ("patient_id", "result_key")
+    results = results.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={
+            c.name: results.excluded[c.name]
+            for c in _table(LabResultRow).c
+            if c.name not in (*keys, "id")
+        },
+        # Messages arrive out of order: an older version never overwrites a newer one.
+        where=_table(LabResultRow).c.message_time <= results.excluded.message_time,
+    )
+    orders = insert(_table(MedicationOrderRow)).on_conflict_do_nothing(
+        index_elements=["patient_id", "control_id", "order_key"]
+    )
+    return {"processed": processed, "patient": patient, "results": results, "orders": orders}
+
+
+def _run(session: Session, name: str, params: Any) -> Any:
+    connection = session.connection()
+    return connection.execute(_statements(connection.dialect.name)[name], params)
+
+
 def claim_message(session: Session, header: MessageHeader, now: datetime) -> bool:
     """Record sending facility + MSH-10; False when this message was processed before."""
-    statement = (
-        _insert(session, ProcessedMessage)
-        .values(
-            sending_facility=header.sending_facility,
-            control_id=header.control_id,
-            message_type=header.message_type,
-            processed_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["sending_facility", "control_id"])
+    result = _run(
+        session,
+        "processed",
+        {
+            "sending_facility": header.sending_facility,
+            "control_id": header.control_id,
+            "message_type": header.message_type,
+            "processed_at": now,
+        },
     )
-    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 def lock_patient(session: Session, event: PatientEvent, now: datetime) -> Patient:
@@ -59,17 +98,19 @@ def lock_patient(session: Session, event: PatientEvent, now: datetime) -> Patien
     ``SELECT ... FOR UPDATE``; SQLite has one writer anyway), so correctness never depends on a
     patient's messages landing on one partition.
     """
-    session.execute(
-        _insert(session, Patient)
-        .values(
-            patient_id=event.id,
-            authority=event.authority,
-            location=event.location,
-            facility=event.facility,
-            service=event.service,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["patient_id"])
+    _run(
+        session,
+        "patient",
+        {
+            "patient_id": event.id,
+            "authority": event.authority,
+            "location": event.location,
+            "facility": event.facility,
+            "service": event.service,
+            "has_iron": False,
+            "has_antiresorptive": False,
+            "updated_at": now,
+        },
     )
     row = session.execute(
         select(Patient).where(Patient.patient_id == event.id).with_for_update()
@@ -100,9 +141,8 @@ def save_results(
 ) -> int:
     """Upsert each result by its key; a later message (correction, deletion) replaces it."""
     message_time = header.message_time or now
-    count = 0
-    for result in results:
-        values = {
+    rows = [
+        {
             "patient_id": patient_id,
             "result_key": result_key(result),
             "analyte": result.analyte,
@@ -119,17 +159,11 @@ def save_results(
             "message_time": message_time,
             "control_id": header.control_id,
         }
-        statement = _insert(session, LabResultRow).values(**values)
-        replaceable = {k: v for k, v in values.items() if k not in ("patient_id", "result_key")}
-        statement = statement.on_conflict_do_update(
-            index_elements=["patient_id", "result_key"],
-            set_=replaceable,
-            # Messages arrive out of order: an older version never overwrites a newer one.
-            where=LabResultRow.message_time <= statement.excluded.message_time,
-        )
-        session.execute(statement)
-        count += 1
-    return count
+        for result in results
+    ]
+    if rows:
+        _run(session, "results", rows)
+    return len(rows)
 
 
 def order_key(order: MedicationOrder, header: MessageHeader) -> str:
@@ -143,23 +177,23 @@ def save_order(
     drug_class: str,
     header: MessageHeader,
 ) -> None:
-    session.execute(
-        _insert(session, MedicationOrderRow)
-        .values(
-            patient_id=patient.patient_id,
-            order_key=order_key(order, header),
-            order_control=order.order_control[:4],
-            drug=order.drug or "",
-            drug_class=drug_class,
-            route=order.route[:32],
-            dose_at=order.dose_at,
-            end_at=order.end_at,
-            message_time=header.message_time or order.dose_at,
-            ordering_provider=order.ordering_provider[:64],
-            administered=order.administered,
-            control_id=header.control_id,
-        )
-        .on_conflict_do_nothing(index_elements=["patient_id", "control_id", "order_key"])
+    _run(
+        session,
+        "orders",
+        {
+            "patient_id": patient.patient_id,
+            "order_key": order_key(order, header),
+            "order_control": order.order_control[:4],
+            "drug": order.drug or "",
+            "drug_class": drug_class,
+            "route": order.route[:32],
+            "dose_at": order.dose_at,
+            "end_at": order.end_at,
+            "message_time": header.message_time or order.dose_at,
+            "ordering_provider": order.ordering_provider[:64],
+            "administered": order.administered,
+            "control_id": header.control_id,
+        },
     )
     if drug_class == "iv_iron":
         patient.has_iron = True
