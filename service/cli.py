@@ -7,6 +7,7 @@ they are wrong (exit status 2); operational failures exit 1.
 from __future__ import annotations
 
 import argparse
+import importlib
 import asyncio
 import logging
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from service import logs
+from service import commands, logs
 from service.pipeline import DatabaseUnavailable
 from service.settings import ConfigError, Settings, load_settings
 
@@ -76,7 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     feed.add_argument("--planted", type=int, default=5)
     feed.add_argument("--seed", type=int, default=7)
     feed.add_argument("--garbage", type=int, default=0)
+    for module in _command_modules():
+        module.register(sub, _config_args)
     return parser
+
+
+def _command_modules() -> list[Any]:
+    return [importlib.import_module(name) for name in commands.MODULES]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -165,6 +172,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         asyncio.run(run_daemon(settings, pages_out=args.pages_out))
         return 0
+    for module in _command_modules():
+        if args.command in module.COMMANDS:
+            return int(module.handle(args, settings))
     raise AssertionError(f"unhandled command {args.command}")
 
 

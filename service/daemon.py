@@ -9,6 +9,7 @@ from pathlib import Path
 
 from service import metrics
 from service.bootstrap import App, build_app
+from service.components import build_components
 from service.consumer import Consumer
 from service.settings import Settings
 
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 class Daemon:
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, *, with_components: bool = True) -> None:
         self.app = app
         self.stop = asyncio.Event()
         self.consumer = Consumer(
@@ -25,6 +26,8 @@ class Daemon:
             app.engine,
             outage_max_s=app.settings.database.outage_max_s,
         )
+        # The HTTP API, the scheduler, ...: see service.components.
+        self.components = build_components(self) if with_components else []
 
     async def run(self) -> None:
         """Run until ``stop`` is set or a task fails; always shuts down in order."""
@@ -33,6 +36,7 @@ class Daemon:
         dispatcher = asyncio.create_task(self.app.dispatcher.run(self.stop), name="dispatcher")
         consumer = asyncio.create_task(self.consumer.run(self.stop), name="consumer")
         tasks = {dispatcher, consumer}
+        tasks |= {asyncio.create_task(c.run(self.stop), name=c.name) for c in self.components}
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:

@@ -170,7 +170,15 @@ class ApiSettings(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # The address clinicians' phones reach: ack links in pages are built from it.
     base_url: str = "http://127.0.0.1:8080"
+    # Bearer tokens accepted by the JSON API (set through LABSENTINEL_API_TOKENS as a JSON
+    # list, or a secret file). Empty: the JSON API refuses every request.
+    tokens: tuple[SecretStr, ...] = ()
+    # HMAC key of the signed ack links. Unset: a random key per process (links then stop
+    # working at restart — fine for the demo, never for production).
+    ack_secret: SecretStr | None = None
+    ack_link_ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
 
 
 class Settings(BaseSettings):
