@@ -1,6 +1,11 @@
-"""HL7 v2 bytes -> typed events. Pure: no I/O, no clock, no database."""
+"""HL7 v2 bytes -> typed events. Pure: no I/O, no clock, no database.
+
+``split_messages`` cuts a file or stream into messages; ``parse_message`` turns one message
+into a LabReport, PharmacyOrder or Ignored, or raises ParseError.
+"""
 
 from parsers.config import ParserConfig
+from parsers.dispatch import parse_message
 from parsers.errors import ParseError
 from parsers.events import (
     Ignored,
@@ -12,6 +17,7 @@ from parsers.events import (
     Patient,
     PharmacyOrder,
 )
+from parsers.framing import split_messages
 
 __all__ = [
     "Ignored",
@@ -24,4 +30,6 @@ __all__ = [
     "ParserConfig",
     "Patient",
     "PharmacyOrder",
+    "parse_message",
+    "split_messages",
 ]

@@ -1,0 +1,73 @@
+"""PID-3 identifier choice and PV1 location -> Patient. Nothing else is read from PID."""
+
+from __future__ import annotations
+
+from parsers.config import ParserConfig
+from parsers.encoding import Delimiters, component, field, repetitions
+from parsers.errors import ParseError
+from parsers.events import Patient
+
+
+def choose_identifier(pid3: str, d: Delimiters, config: ParserConfig) -> tuple[str, str, str]:
+    """Pick ``(id, authority, type)`` from the raw PID-3 repetitions.
+
+    Rule (see ParserConfig): among repetitions with a non-empty CX-1 whose CX-5 is one of
+    ``identifier_types``, take the first whose CX-4.1 is the earliest listed authority; if
+    none has a listed authority (or none are listed), the first such repetition. If no
+    repetition has a listed type, the first repetition with a non-empty id. Types and
+    authorities compare case-insensitively.
+
+    Raises ParseError("no usable patient identifier", "PID", "PID-3").
+    """
+    types = {t.upper() for t in config.identifier_types}
+    first_any: tuple[str, str, str] | None = None
+    typed: list[tuple[str, str, str]] = []
+    for rep in repetitions(pid3, d):
+        ident = component(rep, d, 1).strip()
+        if not ident:
+            continue
+        cand = (ident, component(rep, d, 4, 1).strip(), component(rep, d, 5).strip())
+        if first_any is None:
+            first_any = cand
+        if cand[2].upper() in types:
+            typed.append(cand)
+    if typed:
+        for authority in config.identifier_authorities:
+            wanted = authority.upper()
+            for cand in typed:
+                if cand[1].upper() == wanted:
+                    return cand
+        return typed[0]
+    if first_any is None:
+        raise ParseError("no usable patient identifier", "PID", "PID-3")
+    return first_any
+
+
+def parse_patient(
+    pid: list[str] | None, pv1: list[str] | None, d: Delimiters, config: ParserConfig
+) -> Patient:
+    """Build the Patient from split PID and (optional) PV1 segments.
+
+    Location is PV1-3 rendered "point of care/room/bed" without empty parts; facility is
+    PV1-3.4.1; service is PV1-10.1. Raises ParseError naming PID-3 when PID is missing or has
+    no usable identifier.
+    """
+    if pid is None:
+        raise ParseError("missing PID segment", "PID", "PID-3")
+    ident, authority, id_type = choose_identifier(field(pid, 3), d, config)
+    location = facility = service = ""
+    if pv1 is not None:
+        pv13 = field(pv1, 3)
+        if pv13:
+            parts = (component(pv13, d, i, 1).strip() for i in (1, 2, 3))
+            location = "/".join(p for p in parts if p)
+            facility = component(pv13, d, 4, 1).strip()
+        service = component(field(pv1, 10), d, 1).strip()
+    return Patient(
+        id=ident,
+        authority=authority,
+        id_type=id_type,
+        location=location,
+        facility=facility,
+        service=service,
+    )
