@@ -49,8 +49,12 @@ def _statements(dialect: str) -> dict[str, Any]:
     Building ORM-enabled upserts per row cost more than the database work itself.
     """
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    processed = insert(_table(ProcessedMessage)).on_conflict_do_nothing(
-        index_elements=["sending_facility", "control_id"]
+    # RETURNING says whether the row was inserted on every backend (psycopg reports
+    # rowcount -1 for these statements).
+    processed = (
+        insert(_table(ProcessedMessage))
+        .on_conflict_do_nothing(index_elements=["sending_facility", "control_id"])
+        .returning(_table(ProcessedMessage).c.id)
     )
     patient = insert(_table(Patient)).on_conflict_do_nothing(index_elements=["patient_id"])
     results = insert(_table(LabResultRow))
@@ -88,7 +92,7 @@ def claim_message(session: Session, header: MessageHeader, now: datetime) -> boo
             "processed_at": now,
         },
     )
-    return bool(result.rowcount)
+    return result.first() is not None
 
 
 def lock_patient(session: Session, event: PatientEvent, now: datetime) -> Patient:

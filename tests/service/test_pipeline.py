@@ -1,0 +1,174 @@
+"""The pipeline transaction on a real database: what gets stored, paged, resolved, dead-lettered.
+
+Each case drives messages through Pipeline.process with a clock the test controls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from service.bootstrap import build_app
+from service.clock import FixedClock
+from service.db.models import Alert, DeadLetter, LabResultRow, NotificationRow
+from service.pipeline import Incoming, Outcome, Pipeline
+from service.settings import load_settings
+from tests.messages import DENOSUMAB, FERROUS_SULFATE, oru, rde
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # the iron dose in every case
+MRN = "MRN00000001"
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture
+def pipeline(database_url: str, clock: FixedClock) -> Iterator[Pipeline]:
+    settings = load_settings(
+        overrides={"database": {"url": database_url}, "routing": {"default_channels": []}}
+    )
+    app = build_app(settings, clock=clock, transports={})
+    yield app.pipeline
+    app.close()
+
+
+def feed(pipeline: Pipeline, clock: FixedClock, *messages: tuple[datetime, bytes]) -> list:
+    """Process each (processing time, message) in order."""
+    results = []
+    for moment, raw in messages:
+        clock.moment = moment
+        results.append(pipeline.process(Incoming(raw, source="replay")))
+    return results
+
+
+def notifications(pipeline: Pipeline) -> list[NotificationRow]:
+    with Session(pipeline.engine) as session:
+        return list(session.exec(select(NotificationRow).order_by(NotificationRow.id)).all())
+
+
+def exposure(pipeline: Pipeline, clock: FixedClock) -> None:
+    """Denosumab 14 days before ferric carboxymaltose at T0."""
+    feed(
+        pipeline,
+        clock,
+        (T0 - timedelta(days=14), rde(MRN, T0 - timedelta(days=14), drug=DENOSUMAB, route="SC")),
+        (T0, rde(MRN, T0)),
+    )
+
+
+def test_low_phosphate_after_iron_on_denosumab_pages_once(pipeline, clock) -> None:
+    exposure(pipeline, clock)
+    day14 = T0 + timedelta(days=14)
+    message = oru(MRN, day14, value="1.4")
+    first, again = feed(pipeline, clock, (day14, message), (day14, message))
+    assert first.outcome is Outcome.STORED and len(first.notifications) == 1
+    page = first.notifications[0].to_json()
+    assert (page["event"], page["severity"], page["analyte"]) == ("alert", "high", "phosphate")
+    assert page["iron"]["days_since"] == 14
+    # The same MSH-10 again changes nothing.
+    assert again.outcome is Outcome.DUPLICATE
+    assert len(notifications(pipeline)) == 1
+
+
+def test_worse_value_updates_and_correction_resolves(pipeline, clock) -> None:
+    exposure(pipeline, clock)
+    d10, d12 = T0 + timedelta(days=10), T0 + timedelta(days=12)
+    feed(pipeline, clock, (d10, oru(MRN, d10, value="1.8", order="A1")))
+    feed(pipeline, clock, (d12, oru(MRN, d12, value="0.8", order="A2")))
+    # Both results are corrected to normal values: the alert resolves.
+    feed(
+        pipeline,
+        clock,
+        (d12 + timedelta(hours=1), oru(MRN, d10, value="3.1", order="A1", status="C")),
+        (d12 + timedelta(hours=2), oru(MRN, d12, value="3.3", order="A2", status="C")),
+    )
+    events = [(n.event, n.severity) for n in notifications(pipeline)]
+    assert events == [("alert", "high"), ("update", "critical"), ("resolved", "critical")]
+
+
+def test_preliminary_result_does_not_page(pipeline, clock) -> None:
+    exposure(pipeline, clock)
+    d9 = T0 + timedelta(days=9)
+    (result,) = feed(pipeline, clock, (d9, oru(MRN, d9, value="1.2", status="P")))
+    assert result.outcome is Outcome.STORED and result.notifications == []
+
+
+def test_late_antiresorptive_order_pages_for_stored_result(pipeline, clock) -> None:
+    d12 = T0 + timedelta(days=12)
+    feed(
+        pipeline,
+        clock,
+        (T0, rde(MRN, T0)),
+        (d12, oru(MRN, d12, value="7.6", code="17861-6", name="Calcium", ref="8.5-10.5")),
+    )
+    # Denosumab given 3 days after the iron, its order arriving a day after the result.
+    late = T0 + timedelta(days=13)
+    (result,) = feed(
+        pipeline,
+        clock,
+        (late, rde(MRN, T0 + timedelta(days=3), drug=DENOSUMAB, route="SC", sent=late)),
+    )
+    assert [n.analyte for n in result.notifications] == ["calcium"]
+
+
+def test_backfilled_finding_goes_to_worklist_not_pager(pipeline, clock) -> None:
+    d12 = T0 + timedelta(days=12)
+    feed(pipeline, clock, (T0, rde(MRN, T0)), (d12, oru(MRN, d12, value="1.5")))
+    # The antiresorptive order arrives 20 days after the result: too old to page.
+    late = d12 + timedelta(days=20)
+    (result,) = feed(
+        pipeline, clock, (late, rde(MRN, T0 - timedelta(days=5), drug=DENOSUMAB, sent=late))
+    )
+    assert result.notifications == []
+    with Session(pipeline.engine) as session:
+        alert = session.exec(select(Alert)).one()
+    assert (alert.status, alert.backfilled) == ("worklist", True)
+
+
+def test_oral_iron_never_opens_a_window(pipeline, clock) -> None:
+    feed(
+        pipeline,
+        clock,
+        (T0 - timedelta(days=14), rde(MRN, T0 - timedelta(days=14), drug=DENOSUMAB)),
+        (T0, rde(MRN, T0, drug=FERROUS_SULFATE, route="PO")),
+    )
+    d14 = T0 + timedelta(days=14)
+    (result,) = feed(pipeline, clock, (d14, oru(MRN, d14, value="0.9")))
+    assert result.notifications == []
+
+
+def test_unknown_unit_dead_letters_the_message_and_stores_nothing(pipeline, clock) -> None:
+    exposure(pipeline, clock)
+    d14 = T0 + timedelta(days=14)
+    (result,) = feed(pipeline, clock, (d14, oru(MRN, d14, value="1.4", unit="furlongs")))
+    assert (result.outcome, result.error_class) == (Outcome.DEAD_LETTER, "unit")
+    with Session(pipeline.engine) as session:
+        assert session.exec(select(LabResultRow)).all() == []
+        (dead,) = session.exec(select(DeadLetter)).all()
+    assert "furlongs" in dead.reason and dead.raw.startswith(b"MSH")
+
+
+def test_garbage_is_dead_lettered_once_even_if_redelivered(pipeline, clock) -> None:
+    junk = Incoming(b"\x00\x01not hl7 at all", source="kafka", topic="t", partition=0, offset=7)
+    assert pipeline.process(junk).outcome is Outcome.DEAD_LETTER
+    assert pipeline.process(junk).outcome is Outcome.DEAD_LETTER
+    with Session(pipeline.engine) as session:
+        (dead,) = session.exec(select(DeadLetter)).all()
+    assert (dead.topic, dead.partition, dead.offset, dead.error_class) == ("t", 0, 7, "parse")
+
+
+def test_wrong_patient_status_retracts_the_alert(pipeline, clock) -> None:
+    exposure(pipeline, clock)
+    d14 = T0 + timedelta(days=14)
+    feed(pipeline, clock, (d14, oru(MRN, d14, value="1.4", order="W1")))
+    feed(
+        pipeline,
+        clock,
+        (d14 + timedelta(hours=3), oru(MRN, d14, value="1.4", order="W1", status="W")),
+    )
+    assert [n.event for n in notifications(pipeline)] == ["alert", "resolved"]
