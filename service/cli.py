@@ -7,8 +7,8 @@ they are wrong (exit status 2); operational failures exit 1.
 from __future__ import annotations
 
 import argparse
-import importlib
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -77,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     feed.add_argument("--planted", type=int, default=5)
     feed.add_argument("--seed", type=int, default=7)
     feed.add_argument("--garbage", type=int, default=0)
+    bench = sub.add_parser("bench", help="throughput and detection latency; prints JSON")
+    bench.add_argument("--config", type=Path)
+    bench.add_argument("--messages", type=int, default=20_000)
+    bench.add_argument("--patients", type=int, default=5_000)
+    bench.add_argument("--planted", type=int, default=10)
+    bench.add_argument("--database-url", help="default: sqlite:///labsentinel-bench.db")
+    bench.add_argument("--rate", type=int, help="also a paced run at N msg/s for latency")
+    bench.add_argument("--bootstrap-servers", help="use this broker instead of the embedded one")
+
     for module in _command_modules():
         module.register(sub, _config_args)
     return parser
@@ -134,6 +143,22 @@ def _dispatch(args: argparse.Namespace) -> int:
             workdir=args.workdir,
             timeout_s=args.timeout,
         )
+
+    if args.command == "bench":
+        from service.bench import main_json, run_bench
+
+        logs.configure("WARNING", "text")
+        result = run_bench(
+            messages=args.messages,
+            patients=args.patients,
+            planted=args.planted,
+            database_url=args.database_url,
+            rate=args.rate,
+            bootstrap_servers=args.bootstrap_servers,
+            config=str(args.config) if args.config else None,
+        )
+        print(main_json(result))
+        return 0 if result.get("detected") == result.get("planted") else 1
 
     settings = _settings(args)
     logs.configure(settings.logging.level, settings.logging.format)

@@ -4,8 +4,9 @@ Contract (arroyo/aiokafka style):
 - Offsets are committed only after every message of the batch has its effects committed in
   the database. Messages that produce nothing (ignored, duplicates, dead letters) are
   committed too, so the stream moves on.
-- A database outage pauses the assigned partitions (the group membership and heartbeats stay
-  alive), seeks back to the first message not stored, and resumes once ``SELECT 1`` works.
+- A batch is stored in one transaction. A database outage pauses the assigned partitions
+  (the group membership and heartbeats stay alive), seeks back to the batch's first offsets,
+  and resumes once ``SELECT 1`` works.
   Nothing is skipped. ``database.outage_max_s`` > 0 turns a long outage into a loud exit.
 - Fatal Kafka errors (authorisation, unknown topic with auto-create off) propagate and stop
   the process; a single bad record is dead-lettered and skipped.
@@ -44,6 +45,8 @@ class ConsumerState:
     records: int = 0
     outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     notifications: int = 0
+    first_fetch_at: float | None = None  # perf_counter of the first non-empty fetch
+    last_commit_at: float | None = None  # perf_counter of the latest offset commit
 
 
 def kafka_options(settings: KafkaSettings) -> dict[str, Any]:
@@ -111,6 +114,8 @@ class Consumer:
                 )
                 self.state.assigned = len(consumer.assignment())
                 if batch:
+                    if self.state.first_fetch_at is None:
+                        self.state.first_fetch_at = time.perf_counter()
                     await self._handle(consumer, producer, batch, stop)
                 self._update_lag(consumer)
         finally:
@@ -139,11 +144,10 @@ class Consumer:
         ]
         started = time.perf_counter()
         try:
-            results = await asyncio.to_thread(self.pipeline.process_many, items)
-        except DatabaseUnavailable as exc:
-            done: list[Processed] = exc.args[1] if len(exc.args) > 1 else []
-            await self._finish(consumer, producer, records[: len(done)], done)
-            self._seek_back(consumer, records[len(done) :])
+            results = await asyncio.to_thread(self.pipeline.process_batch, items)
+        except DatabaseUnavailable:
+            # Nothing of the batch was stored: read it again once the database is back.
+            self._seek_back(consumer, records)
             await self._wait_for_database(consumer, stop)
             return
         metrics.processing_seconds.observe(time.perf_counter() - started)
@@ -167,6 +171,7 @@ class Consumer:
         try:
             await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
             self._positions.update(offsets)
+            self.state.last_commit_at = time.perf_counter()
         except CommitFailedError:
             # The group rebalanced under us; the new owner re-reads these messages and the
             # database's de-duplication makes that harmless.

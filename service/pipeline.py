@@ -21,12 +21,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from alerts.catalog import DrugCatalog, LabCatalog, UnknownUnit
+from alerts.catalog import DrugCatalog, LabCatalog
 from alerts.model import RuleConfig
 from alerts.notification import Notification
 from alerts.planning import plan_notifications
@@ -43,7 +44,7 @@ from service import store
 from service.alerting import Delivery, apply_plans
 from service.clock import Clock, MessageClock, WallClock
 from service.db.engine import is_outage
-from service.db.models import DeadLetter, Patient
+from service.db.models import Alert, Patient
 from service.phi import patient_hash
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,16 @@ class Clinical:
     history_days: int
 
 
-class _Duplicate(Exception):
-    pass
+@dataclass
+class _Staged:
+    """One message of a batch after the pure steps (parse, unit check), before the database."""
+
+    item: Incoming
+    now: datetime
+    parsed: LabReport | PharmacyOrder | None = None
+    drug_class: str = ""
+    result: Processed | None = None  # decided without the database (ignored, dead letter)
+    dead_letter: dict[str, Any] | None = None  # row for the dead-letter table
 
 
 class Pipeline:
@@ -110,111 +119,207 @@ class Pipeline:
         self.clock = clock or WallClock()
         self.wall_clock = wall_clock or WallClock()
 
-    def process_many(self, items: Sequence[Incoming]) -> list[Processed]:
-        """Process in order. On DatabaseUnavailable, ``exc.args[1]`` holds the done results."""
-        done: list[Processed] = []
-        for item in items:
-            try:
-                done.append(self.process(item))
-            except DatabaseUnavailable as exc:
-                raise DatabaseUnavailable(str(exc), done) from exc
-        return done
-
     def process(self, item: Incoming) -> Processed:
+        return self.process_batch([item])[0]
+
+    def process_batch(self, items: Sequence[Incoming]) -> list[Processed]:
+        """Process ``items`` in one transaction; results in the same order.
+
+        When the batch fails for a reason other than an outage (a constraint the data broke, a
+        bug in evaluation), it is processed again message by message so that one poison
+        message is dead-lettered alone and the others are stored. Raises DatabaseUnavailable
+        (nothing of the batch stored) when the database cannot be reached.
+        """
+        staged = [self._stage(item) for item in items]
         try:
-            parsed = parse_message(item.raw, self.clinical.parser)
-        except ParseError as exc:
-            return self._dead_letter(item, "parse", str(exc), sniff_control_id(item.raw))
-        header = parsed.header
-        if isinstance(self.clock, MessageClock):
-            self.clock.advance(header.message_time)
-        if isinstance(parsed, Ignored):
-            return Processed(Outcome.IGNORED, header.message_type, header.control_id, parsed.reason)
-        try:
-            return self._store(parsed)
-        except _Duplicate:
-            return Processed(Outcome.DUPLICATE, header.message_type, header.control_id)
-        except UnknownUnit as exc:
-            return self._dead_letter(item, "unit", str(exc), header.control_id)
+            self._commit(staged)
         except SQLAlchemyError as exc:
             if is_outage(exc):
                 raise DatabaseUnavailable(type(exc).__name__) from exc
-            return self._dead_letter(item, "processing", _describe(exc), header.control_id)
+            failure: Exception = exc
         except Exception as exc:  # a bug must not stop the stream: keep the message, go on
-            log.exception(
-                "processing failed",
-                extra={"control_id": header.control_id, "error": type(exc).__name__},
+            failure = exc
+        else:
+            results = [s.result for s in staged]
+            self._log(staged)
+            return results  # type: ignore[return-value]
+        if len(items) > 1:
+            log.warning(
+                "batch failed; retrying message by message",
+                extra={"error": type(failure).__name__, "messages": len(items)},
             )
-            return self._dead_letter(item, "processing", _describe(exc), header.control_id)
+            return [result for item in items for result in self.process_batch([item])]
+        return [self._dead_letter_alone(staged[0], failure)]
+
+    # -- pure steps -----------------------------------------------------------------------
+
+    def _stage(self, item: Incoming) -> _Staged:
+        try:
+            parsed = parse_message(item.raw, self.clinical.parser)
+        except ParseError as exc:
+            control_id = sniff_control_id(item.raw)
+            return self._reject(_Staged(item, self.clock.now()), "parse", str(exc), control_id)
+        header = parsed.header
+        if isinstance(self.clock, MessageClock):
+            self.clock.advance(header.message_time)
+        staged = _Staged(item, self.clock.now())
+        if isinstance(parsed, Ignored):
+            staged.result = Processed(
+                Outcome.IGNORED, header.message_type, header.control_id, parsed.reason
+            )
+            return staged
+        if isinstance(parsed, LabReport):
+            problem = self._unit_problem(parsed)
+            if problem:
+                return self._reject(staged, "unit", problem, header.control_id)
+        else:
+            drug = self.clinical.drugs.get(parsed.order.drug) if parsed.order.drug else None
+            if drug is None:
+                staged.result = Processed(
+                    Outcome.IGNORED, header.message_type, header.control_id, "drug not in catalog"
+                )
+                return staged
+            staged.drug_class = drug.drug_class
+        staged.parsed = parsed
+        return staged
+
+    def _unit_problem(self, report: LabReport) -> str:
+        # CLINICAL.md: dead-letter a relevant result whose unit cannot be understood rather
+        # than guess. The whole message goes, so nothing of it is half-stored.
+        labs = self.clinical.labs
+        for result in report.results:
+            if (
+                result.analyte in store.EVALUATED_ANALYTES
+                and result.value is not None
+                and not labs.understands(result.analyte, result.unit)
+            ):
+                return (
+                    f"unit {result.unit[:32]!r} not understood for {result.analyte} "
+                    f"(OBX set id {result.set_id[:8]})"
+                )
+        return ""
+
+    def _reject(self, staged: _Staged, error_class: str, reason: str, control_id: str) -> _Staged:
+        item = staged.item
+        if item.source == "kafka":
+            location = f"kafka:{item.topic}:{item.partition}:{item.offset}"
+        else:
+            location = f"{item.source}:{hashlib.sha256(item.raw).hexdigest()}"
+        staged.dead_letter = {
+            "location_key": location[:255],
+            "source": item.source,
+            "topic": item.topic[:255],
+            "partition": item.partition,
+            "offset": item.offset,
+            "control_id": control_id[:199],
+            "reason": reason[:2000],
+            "error_class": error_class,
+            "raw": item.raw,
+            "status": "new",
+            "created_at": self.wall_clock.now(),
+        }
+        staged.result = Processed(
+            Outcome.DEAD_LETTER, control_id=control_id, reason=reason, error_class=error_class
+        )
+        return staged
 
     # -- the transaction ------------------------------------------------------------------
 
-    def _store(self, parsed: LabReport | PharmacyOrder) -> Processed:
-        header = parsed.header
-        now = self.clock.now()
+    def _commit(self, staged: list[_Staged]) -> None:
+        wall = self.wall_clock.now()
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            if not store.claim_message(session, header, now):
-                raise _Duplicate
-            patient = store.lock_patient(session, parsed.patient, now)
-            if isinstance(parsed, LabReport):
-                evaluate = self._store_results(session, patient, parsed, now)
-            else:
-                evaluate = self._store_order(session, patient, parsed)
-            notifications = self._evaluate(session, patient, now) if evaluate else []
-        for notification in notifications:
-            log.info(
-                "notification queued",
-                extra={
-                    "control_id": header.control_id,
-                    "patient": patient_hash(patient.patient_id),
-                    "event": notification.event,
-                    "severity": notification.severity,
-                    "dedup_key": notification.dedup_key,
-                },
-            )
-        return Processed(
-            Outcome.STORED,
-            header.message_type,
-            header.control_id,
-            evaluated=evaluate,
-            notifications=notifications,
-        )
-
-    def _store_results(
-        self, session: Session, patient: Patient, report: LabReport, now: datetime
-    ) -> bool:
-        labs = self.clinical.labs
-        for result in report.results:
-            # CLINICAL.md: dead-letter a relevant result whose unit cannot be understood
-            # rather than guess. Raising here rolls the whole message back.
-            if result.analyte in store.EVALUATED_ANALYTES and result.value is not None:
-                if not labs.understands(result.analyte, result.unit):
-                    raise UnknownUnit(
-                        f"unit {result.unit[:32]!r} not understood for {result.analyte} "
-                        f"(OBX set id {result.set_id[:8]})"
+            fresh = self._claim(session, staged, wall)
+            events = {s.parsed.patient.id: s.parsed.patient for s in fresh if s.parsed}
+            patients = store.lock_patients(session, events, wall)
+            results: list[dict[str, Any]] = []
+            orders: list[dict[str, Any]] = []
+            candidates: dict[str, list[_Staged]] = {}  # patient → its messages that may matter
+            for s in fresh:
+                parsed = s.parsed
+                assert parsed is not None
+                patient = patients[parsed.patient.id]
+                if isinstance(parsed, LabReport):
+                    results += store.result_rows(
+                        patient.patient_id, parsed.results, parsed.header, s.now
                     )
-        store.save_results(session, patient.patient_id, report.results, report.header, now)
-        relevant = any(r.analyte in store.EVALUATED_ANALYTES for r in report.results)
-        return relevant and patient.has_iron and patient.has_antiresorptive
+                    matters = any(r.analyte in store.EVALUATED_ANALYTES for r in parsed.results)
+                else:
+                    orders.append(
+                        store.order_row(
+                            patient.patient_id, parsed.order, s.drug_class, parsed.header
+                        )
+                    )
+                    store.mark_exposure(patient, s.drug_class)
+                    matters = s.drug_class in ("iv_iron", "antiresorptive")
+                s.result = Processed(Outcome.STORED, parsed.header.message_type,
+                                     parsed.header.control_id)  # fmt: skip
+                if matters:
+                    candidates.setdefault(patient.patient_id, []).append(s)
+            store.upsert_results(session, results)
+            store.insert_orders(session, orders)
+            store.insert_dead_letters(
+                session, [s.dead_letter for s in staged if s.dead_letter is not None]
+            )
+            session.flush()
+            for patient_id in sorted(candidates):
+                patient = patients[patient_id]
+                if patient.has_iron and patient.has_antiresorptive:
+                    self._evaluate_in_order(session, patient, candidates[patient_id])
 
-    def _store_order(self, session: Session, patient: Patient, message: PharmacyOrder) -> bool:
-        order = message.order
-        drug = self.clinical.drugs.get(order.drug) if order.drug else None
-        if drug is None:
-            return False
-        store.save_order(session, patient, order, drug.drug_class, message.header)
-        return (
-            drug.drug_class in ("iv_iron", "antiresorptive")
-            and patient.has_iron
-            and patient.has_antiresorptive
+    def _claim(self, session: Session, staged: list[_Staged], now: datetime) -> list[_Staged]:
+        """Mark messages processed; return those new (not seen before, not repeated here)."""
+        first: dict[tuple[str, str], _Staged] = {}
+        for s in staged:
+            if s.parsed is None:
+                continue
+            header = s.parsed.header
+            key = (header.sending_facility, header.control_id)
+            if key in first:
+                s.result = Processed(Outcome.DUPLICATE, header.message_type, header.control_id)
+            else:
+                first[key] = s
+        claimed = store.claim_messages(
+            session, [s.parsed.header for s in first.values() if s.parsed], now
         )
+        fresh = []
+        for key, s in first.items():
+            if key in claimed:
+                fresh.append(s)
+            else:
+                header = s.parsed.header  # type: ignore[union-attr]
+                s.result = Processed(Outcome.DUPLICATE, header.message_type, header.control_id)
+        return fresh
 
-    def _evaluate(self, session: Session, patient: Patient, now: datetime) -> list[Notification]:
-        clinical = self.clinical
-        session.flush()
-        history = store.load_history(session, patient, now, clinical.history_days)
-        findings = evaluate_patient(history, clinical.drugs, clinical.labs, clinical.rules, now)
+    def _evaluate_in_order(
+        self, session: Session, patient: Patient, messages: list[_Staged]
+    ) -> None:
+        """Evaluate after each of the patient's messages, seeing only what came before it.
+
+        Only patients with both an iron and an antiresorptive order get here, so the extra
+        queries are few; in exchange a batch decides exactly as one-by-one processing would
+        (a worse result later in the batch is an ``update``, not a different first alert).
+        """
         alerts = store.load_alerts(session, patient.patient_id)
+        later = [s.parsed.header.control_id for s in messages if s.parsed]
+        for index, staged in enumerate(messages):
+            hidden = frozenset(later[index + 1 :])
+            assert staged.result is not None
+            staged.result.evaluated = True
+            staged.result.notifications = self._evaluate(
+                session, patient, staged.now, alerts, hidden
+            )
+
+    def _evaluate(
+        self,
+        session: Session,
+        patient: Patient,
+        now: datetime,
+        alerts: dict[str, Alert],
+        hidden: frozenset[str],
+    ) -> list[Notification]:
+        clinical = self.clinical
+        history = store.load_history(session, patient, now, clinical.history_days, hidden)
+        findings = evaluate_patient(history, clinical.drugs, clinical.labs, clinical.rules, now)
         previous = {key: store.alert_state(row) for key, row in alerts.items()}
         plans = plan_notifications(previous, findings)
         if not plans:
@@ -230,46 +335,53 @@ class Pipeline:
             self.wall_clock.now(),
         )
 
-    # -- dead letters -------------------------------------------------------------------
+    # -- after the transaction ----------------------------------------------------------
 
-    def _dead_letter(
-        self, item: Incoming, error_class: str, reason: str, control_id: str
-    ) -> Processed:
-        if item.source == "kafka":
-            location = f"kafka:{item.topic}:{item.partition}:{item.offset}"
-        else:
-            location = f"{item.source}:{hashlib.sha256(item.raw).hexdigest()}"
-        now = self.wall_clock.now()
+    def _dead_letter_alone(self, staged: _Staged, failure: Exception) -> Processed:
+        """Store one message that failed processing in the dead-letter table."""
+        header = staged.parsed.header if staged.parsed else None
+        control_id = header.control_id if header else sniff_control_id(staged.item.raw)
+        log.error(
+            "processing failed",
+            extra={"control_id": control_id, "error": type(failure).__name__},
+        )
+        self._reject(staged, "processing", _describe(failure), control_id)
         try:
             with Session(self.engine) as session, session.begin():
-                statement = (
-                    store._insert(session, DeadLetter)
-                    .values(
-                        location_key=location[:255],
-                        source=item.source,
-                        topic=item.topic[:255],
-                        partition=item.partition,
-                        offset=item.offset,
-                        control_id=control_id[:199],
-                        reason=reason[:2000],
-                        error_class=error_class,
-                        raw=item.raw,
-                        created_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=["location_key"])
-                )
-                session.execute(statement)
+                store.insert_dead_letters(session, [staged.dead_letter])  # type: ignore[list-item]
         except SQLAlchemyError as exc:
             if is_outage(exc):
                 raise DatabaseUnavailable(type(exc).__name__) from exc
             raise
-        log.warning(
-            "message dead-lettered",
-            extra={"control_id": control_id, "error_class": error_class, "reason": reason},
-        )
-        return Processed(
-            Outcome.DEAD_LETTER, control_id=control_id, reason=reason, error_class=error_class
-        )
+        self._log([staged])
+        assert staged.result is not None
+        return staged.result
+
+    def _log(self, staged: list[_Staged]) -> None:
+        for s in staged:
+            result = s.result
+            if result is None:
+                continue
+            if result.outcome is Outcome.DEAD_LETTER:
+                log.warning(
+                    "message dead-lettered",
+                    extra={
+                        "control_id": result.control_id,
+                        "error_class": result.error_class,
+                        "reason": result.reason,
+                    },
+                )
+            for notification in result.notifications:
+                log.info(
+                    "notification queued",
+                    extra={
+                        "control_id": result.control_id,
+                        "patient": patient_hash(notification.patient_id),
+                        "event": notification.event,
+                        "severity": notification.severity,
+                        "dedup_key": notification.dedup_key,
+                    },
+                )
 
 
 def sniff_control_id(raw: bytes) -> str:

@@ -53,6 +53,7 @@ def replay_files(
     *,
     pages_out: Path | None = None,
     clock_mode: str = "messages",
+    batch_size: int = 500,
 ) -> ReplaySummary:
     """Raises ConfigError for bad settings and DatabaseUnavailable when the DB is down."""
     app = build_app(settings, pages_out=pages_out, clock=make_clock(clock_mode))
@@ -60,13 +61,16 @@ def replay_files(
     started = time.perf_counter()
     try:
         for path in paths:
-            for index, raw in enumerate(split_messages(path.read_bytes())):
-                result = app.pipeline.process(
-                    Incoming(raw=raw, source="replay", topic=path.name, offset=index)
-                )
-                summary.messages += 1
-                summary.outcomes[result.outcome] += 1
-                summary.notifications += len(result.notifications)
+            messages = split_messages(path.read_bytes())
+            for first in range(0, len(messages), batch_size):
+                items = [
+                    Incoming(raw=raw, source="replay", topic=path.name, offset=first + index)
+                    for index, raw in enumerate(messages[first : first + batch_size])
+                ]
+                for result in app.pipeline.process_batch(items):
+                    summary.messages += 1
+                    summary.outcomes[result.outcome] += 1
+                    summary.notifications += len(result.notifications)
         summary.delivery = asyncio.run(_deliver(app))
         summary.pending = app.dispatcher.pending_counts().get("pending", 0)
     finally:

@@ -7,7 +7,7 @@ transaction, so a message's effects are stored all together or not at all.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,15 +27,16 @@ from alerts.model import (
 )
 from parsers.events import LabResult, MedicationOrder, MessageHeader
 from parsers.events import Patient as PatientEvent
-from service.db.models import Alert, LabResultRow, MedicationOrderRow, Patient, ProcessedMessage
+from service.db.models import (
+    Alert,
+    DeadLetter,
+    LabResultRow,
+    MedicationOrderRow,
+    Patient,
+    ProcessedMessage,
+)
 
 EVALUATED_ANALYTES = frozenset((*TRIGGER_ANALYTES, ANALYTE_CORRECTED_CALCIUM, ANALYTE_ALBUMIN))
-
-
-def _insert(session: Session, model: type[Any]) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model)
-    return sqlite.insert(model)
 
 
 def _table(model: type[Any]) -> Table:
@@ -44,35 +45,45 @@ def _table(model: type[Any]) -> Table:
 
 @functools.cache
 def _statements(dialect: str) -> dict[str, Any]:
-    """Core statements built once per dialect and executed with parameters (executemany).
+    """Core statements built once per dialect and executed with parameter lists.
 
-    Building ORM-enabled upserts per row cost more than the database work itself.
+    Building ORM-enabled statements per row cost more than the database work itself; these are
+    compiled once and sent as executemany (multi-row VALUES on PostgreSQL).
     """
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # RETURNING says whether the row was inserted on every backend (psycopg reports
-    # rowcount -1 for these statements).
+    processed_table = _table(ProcessedMessage)
+    # RETURNING says which rows were inserted, on every backend (psycopg reports rowcount -1
+    # for these statements).
     processed = (
-        insert(_table(ProcessedMessage))
+        insert(processed_table)
         .on_conflict_do_nothing(index_elements=["sending_facility", "control_id"])
-        .returning(_table(ProcessedMessage).c.id)
+        .returning(processed_table.c.sending_facility, processed_table.c.control_id)
     )
     patient = insert(_table(Patient)).on_conflict_do_nothing(index_elements=["patient_id"])
-    results = insert(_table(LabResultRow))
+    results_table = _table(LabResultRow)
+    results = insert(results_table)
     keys = ("patient_id", "result_key")
     results = results.on_conflict_do_update(
         index_elements=list(keys),
         set_={
-            c.name: results.excluded[c.name]
-            for c in _table(LabResultRow).c
-            if c.name not in (*keys, "id")
+            c.name: results.excluded[c.name] for c in results_table.c if c.name not in (*keys, "id")
         },
         # Messages arrive out of order: an older version never overwrites a newer one.
-        where=_table(LabResultRow).c.message_time <= results.excluded.message_time,
+        where=results_table.c.message_time <= results.excluded.message_time,
     )
     orders = insert(_table(MedicationOrderRow)).on_conflict_do_nothing(
         index_elements=["patient_id", "control_id", "order_key"]
     )
-    return {"processed": processed, "patient": patient, "results": results, "orders": orders}
+    dead_letters = insert(_table(DeadLetter)).on_conflict_do_nothing(
+        index_elements=["location_key"]
+    )
+    return {
+        "processed": processed,
+        "patient": patient,
+        "results": results,
+        "orders": orders,
+        "dead_letters": dead_letters,
+    }
 
 
 def _run(session: Session, name: str, params: Any) -> Any:
@@ -80,53 +91,87 @@ def _run(session: Session, name: str, params: Any) -> Any:
     return connection.execute(_statements(connection.dialect.name)[name], params)
 
 
-def claim_message(session: Session, header: MessageHeader, now: datetime) -> bool:
-    """Record sending facility + MSH-10; False when this message was processed before."""
-    result = _run(
-        session,
-        "processed",
+def claim_messages(
+    session: Session, headers: Sequence[MessageHeader], now: datetime
+) -> set[tuple[str, str]]:
+    """Record sending facility + MSH-10 of each message; return those not processed before.
+
+    ``headers`` must not repeat a (facility, control id) pair.
+    """
+    if not headers:
+        return set()
+    rows = [
         {
-            "sending_facility": header.sending_facility,
-            "control_id": header.control_id,
-            "message_type": header.message_type,
+            "sending_facility": h.sending_facility,
+            "control_id": h.control_id,
+            "message_type": h.message_type,
             "processed_at": now,
-        },
-    )
-    return result.first() is not None
+        }
+        for h in headers
+    ]
+    return {(row[0], row[1]) for row in _run(session, "processed", rows)}
 
 
-def lock_patient(session: Session, event: PatientEvent, now: datetime) -> Patient:
-    """Create the patient if new, then lock its row until the transaction ends.
+def claim_message(session: Session, header: MessageHeader, now: datetime) -> bool:
+    return bool(claim_messages(session, [header], now))
+
+
+def lock_patients(
+    session: Session, events: Mapping[str, PatientEvent], now: datetime
+) -> dict[str, Patient]:
+    """Create the patients that are new, then lock their rows until the transaction ends.
 
     The lock serialises all work on one patient across consumer instances (PostgreSQL
     ``SELECT ... FOR UPDATE``; SQLite has one writer anyway), so correctness never depends on a
-    patient's messages landing on one partition.
+    patient's messages landing on one partition. Known patients are locked first (the common
+    case costs one statement), then the new ones are inserted and locked; both steps go in
+    patient id order, so two instances locking overlapping sets cannot deadlock.
     """
-    _run(
-        session,
-        "patient",
-        {
-            "patient_id": event.id,
-            "authority": event.authority,
-            "location": event.location,
-            "facility": event.facility,
-            "service": event.service,
-            "has_iron": False,
-            "has_antiresorptive": False,
-            "updated_at": now,
-        },
-    )
-    row = session.execute(
-        select(Patient).where(Patient.patient_id == event.id).with_for_update()
-    ).scalar_one()
-    if event.location and (row.location, row.facility, row.service) != (
-        event.location,
-        event.facility,
-        event.service,
-    ):
-        row.location, row.facility, row.service = event.location, event.facility, event.service
-        row.updated_at = now
-    return row
+    if not events:
+        return {}
+    patients = _select_for_update(session, sorted(events))
+    missing = sorted(set(events) - set(patients))
+    if missing:
+        _run(
+            session,
+            "patient",
+            [
+                {
+                    "patient_id": pid,
+                    "authority": events[pid].authority,
+                    "location": events[pid].location,
+                    "facility": events[pid].facility,
+                    "service": events[pid].service,
+                    "has_iron": False,
+                    "has_antiresorptive": False,
+                    "updated_at": now,
+                }
+                for pid in missing
+            ],
+        )
+        patients.update(_select_for_update(session, missing))
+
+    for pid, row in patients.items():
+        event = events[pid]
+        current = (event.location, event.facility, event.service)
+        if event.location and (row.location, row.facility, row.service) != current:
+            row.location, row.facility, row.service = current
+            row.updated_at = now
+    return patients
+
+
+def _select_for_update(session: Session, ids: list[str]) -> dict[str, Patient]:
+    rows = session.execute(
+        select(Patient)
+        .where(Patient.patient_id.in_(ids))  # type: ignore[attr-defined]
+        .order_by(Patient.patient_id)
+        .with_for_update()
+    ).scalars()
+    return {row.patient_id: row for row in rows}
+
+
+def lock_patient(session: Session, event: PatientEvent, now: datetime) -> Patient:
+    return lock_patients(session, {event.id: event}, now)[event.id]
 
 
 def result_key(result: LabResult) -> str:
@@ -136,16 +181,11 @@ def result_key(result: LabResult) -> str:
     return f"{anchor}|{result.code.upper()}"[:255]
 
 
-def save_results(
-    session: Session,
-    patient_id: str,
-    results: Iterable[LabResult],
-    header: MessageHeader,
-    now: datetime,
-) -> int:
-    """Upsert each result by its key; a later message (correction, deletion) replaces it."""
+def result_rows(
+    patient_id: str, results: Iterable[LabResult], header: MessageHeader, now: datetime
+) -> list[dict[str, Any]]:
     message_time = header.message_time or now
-    rows = [
+    return [
         {
             "patient_id": patient_id,
             "result_key": result_key(result),
@@ -165,13 +205,70 @@ def save_results(
         }
         for result in results
     ]
-    if rows:
-        _run(session, "results", rows)
+
+
+def upsert_results(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or replace results by (patient, result key); the newest message wins.
+
+    One statement may not touch a row twice, so versions of one result within the batch are
+    reduced to the newest first (the same rule the database applies across batches).
+    """
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["patient_id"], row["result_key"])
+        kept = newest.get(key)
+        if kept is None or row["message_time"] >= kept["message_time"]:
+            newest[key] = row
+    if newest:
+        _run(session, "results", [newest[key] for key in sorted(newest)])
+
+
+def save_results(
+    session: Session,
+    patient_id: str,
+    results: Iterable[LabResult],
+    header: MessageHeader,
+    now: datetime,
+) -> int:
+    rows = result_rows(patient_id, results, header, now)
+    upsert_results(session, rows)
     return len(rows)
 
 
 def order_key(order: MedicationOrder, header: MessageHeader) -> str:
     return (order.placer_order_id or order.filler_order_id or header.control_id)[:199]
+
+
+def order_row(
+    patient_id: str, order: MedicationOrder, drug_class: str, header: MessageHeader
+) -> dict[str, Any]:
+    return {
+        "patient_id": patient_id,
+        "order_key": order_key(order, header),
+        "order_control": order.order_control[:4],
+        "drug": order.drug or "",
+        "drug_class": drug_class,
+        "route": order.route[:32],
+        "dose_at": order.dose_at,
+        "end_at": order.end_at,
+        "message_time": header.message_time or order.dose_at,
+        "ordering_provider": order.ordering_provider[:64],
+        "administered": order.administered,
+        "control_id": header.control_id,
+    }
+
+
+def insert_orders(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        _run(session, "orders", list(rows))
+
+
+def mark_exposure(patient: Patient, drug_class: str) -> None:
+    """Remember that the patient has an order of this class (evaluation is skipped without)."""
+    if drug_class == "iv_iron":
+        patient.has_iron = True
+    elif drug_class == "antiresorptive":
+        patient.has_antiresorptive = True
 
 
 def save_order(
@@ -181,34 +278,28 @@ def save_order(
     drug_class: str,
     header: MessageHeader,
 ) -> None:
-    _run(
-        session,
-        "orders",
-        {
-            "patient_id": patient.patient_id,
-            "order_key": order_key(order, header),
-            "order_control": order.order_control[:4],
-            "drug": order.drug or "",
-            "drug_class": drug_class,
-            "route": order.route[:32],
-            "dose_at": order.dose_at,
-            "end_at": order.end_at,
-            "message_time": header.message_time or order.dose_at,
-            "ordering_provider": order.ordering_provider[:64],
-            "administered": order.administered,
-            "control_id": header.control_id,
-        },
-    )
-    if drug_class == "iv_iron":
-        patient.has_iron = True
-    elif drug_class == "antiresorptive":
-        patient.has_antiresorptive = True
+    insert_orders(session, [order_row(patient.patient_id, order, drug_class, header)])
+    mark_exposure(patient, drug_class)
+
+
+def insert_dead_letters(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        _run(session, "dead_letters", list(rows))
 
 
 def load_history(
-    session: Session, patient: Patient, now: datetime, history_days: int
+    session: Session,
+    patient: Patient,
+    now: datetime,
+    history_days: int,
+    hidden: frozenset[str] = frozenset(),
 ) -> PatientHistory:
-    """All catalogued orders of the patient and its mineral results of the last history_days."""
+    """All catalogued orders of the patient and its mineral results of the last history_days.
+
+    Rows written by the messages whose control ids are ``hidden`` are left out: a batch
+    evaluates each message against what had arrived up to it, as message-by-message
+    processing would.
+    """
     orders = session.execute(
         select(MedicationOrderRow).where(MedicationOrderRow.patient_id == patient.patient_id)
     ).scalars()
@@ -236,6 +327,7 @@ def load_history(
                 administered=o.administered,
             )
             for o in orders
+            if o.control_id not in hidden
         ),
         results=tuple(
             StoredResult(
@@ -251,6 +343,7 @@ def load_history(
                 code=r.code,
             )
             for r in results
+            if r.control_id not in hidden
         ),
     )
 

@@ -172,3 +172,33 @@ def test_wrong_patient_status_retracts_the_alert(pipeline, clock) -> None:
         (d14 + timedelta(hours=3), oru(MRN, d14, value="1.4", order="W1", status="W")),
     )
     assert [n.event for n in notifications(pipeline)] == ["alert", "resolved"]
+
+
+def test_a_batch_decides_as_message_by_message_processing(pipeline, clock) -> None:
+    exposure(pipeline, clock)
+    d10, d12 = T0 + timedelta(days=10), T0 + timedelta(days=12)
+    clock.moment = d12
+    # A high result and then a worse one in the same fetched batch: alert, then update.
+    results = pipeline.process_batch(
+        [
+            Incoming(oru(MRN, d10, value="1.8", order="B1"), source="replay"),
+            Incoming(oru(MRN, d12, value="0.8", order="B2"), source="replay"),
+        ]
+    )
+    assert [[n.event for n in r.notifications] for r in results] == [["alert"], ["update"]]
+
+
+def test_one_poison_message_does_not_sink_its_batch(pipeline, clock) -> None:
+    exposure(pipeline, clock)
+    d14 = T0 + timedelta(days=14)
+    clock.moment = d14
+    # A control id longer than the column allows breaks the batch's transaction on
+    # PostgreSQL; the batch is retried message by message and only that one is dead-lettered.
+    poison = oru("MRN00000002", d14, value="3.0", control_id="X" * 300)
+    results = pipeline.process_batch(
+        [Incoming(poison, source="replay"), Incoming(oru(MRN, d14, value="1.4"), source="replay")]
+    )
+    outcomes = [r.outcome for r in results]
+    assert outcomes[1] is Outcome.STORED and len(results[1].notifications) == 1
+    if pipeline.engine.dialect.name == "postgresql":
+        assert outcomes[0] is Outcome.DEAD_LETTER and results[0].error_class == "processing"
