@@ -72,6 +72,7 @@ def _settings(
             "routing": {"default_channels": ["bench"]},
             "channels": {"bench": {"type": "console"}},  # replaced by RecordingPager below
             "dispatcher": {"poll_interval_s": 0.05},
+            "api": {"port": 0},
         },
     )
 

@@ -22,4 +22,7 @@ class Component(Protocol):
 
 def build_components(daemon: Daemon) -> list[Component]:
     components: list[Component] = []
+    from service.api.server import api_components  # lazy: `replay` needs no web stack
+
+    components.extend(api_components(daemon))
     return components

@@ -49,6 +49,8 @@ def run_demo(
                     # this; 6 s is the smallest a Kafka broker accepts by default.
                     "session_timeout_ms": 6000,
                 },
+                # An ephemeral port: the demo must not fail because 8080 is taken.
+                "api": {"port": 0},
             }
         )
         print(

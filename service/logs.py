@@ -14,6 +14,28 @@ from typing import Any
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# Keys that would carry PHI if a call site ever passed them: dropped, whatever their value
+# (pass ``patient=phi.patient_hash(...)`` instead). Bytes are never written (raw HL7).
+_PHI_KEYS = frozenset(
+    {"patient_id", "mrn", "name", "patient_name", "birth_date", "dob", "raw", "hl7", "payload"}
+)
+_MAX_TEXT = 500
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in vars(record).items():
+        if key in _STANDARD or key.startswith("_"):
+            continue
+        if key.lower() in _PHI_KEYS:
+            out[key] = "[withheld]"
+        elif isinstance(value, bytes | bytearray):
+            out[key] = f"[{len(value)} bytes]"
+        elif isinstance(value, str) and len(value) > _MAX_TEXT:
+            out[key] = value[:_MAX_TEXT] + "…"
+        else:
+            out[key] = value
+    return out
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,9 +46,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                doc[key] = value
+        doc.update(_extras(record))
         if record.exc_info and record.exc_info[0] is not None:
             # The type and where it was raised, not its message: messages of exceptions from
             # parsed data may quote field values.
@@ -41,11 +61,7 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(
-            f"{k}={v}"
-            for k, v in vars(record).items()
-            if k not in _STANDARD and not k.startswith("_")
-        )
+        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
         return f"{record.levelname:<7} {record.name}: {record.getMessage()} {extras}".rstrip()
 
 

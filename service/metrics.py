@@ -8,6 +8,8 @@ rules see every series before the first event, as Alertmanager does.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -19,6 +21,10 @@ DEAD_LETTER_CLASSES = ("parse", "unit", "processing")
 EVENTS = ("alert", "update", "escalation", "resolved", "reminder", "advisory")
 SEVERITIES = ("info", "warning", "high", "critical")
 DELIVERY_OUTCOMES = ("delivered", "retryable", "final", "failed")
+EXPOSURE_CLASSES = ("iv_iron", "antiresorptive")
+# Jobs of the scheduler (issue 7) and the API's own refresh; unknown names count as "other".
+SCHEDULER_JOBS = ("escalation", "outbox_retry", "reminders", "retention", "exposure_refresh")
+JOB_OUTCOMES = ("ok", "error")
 
 messages_consumed = Counter(
     "labsentinel_messages_consumed_total",
@@ -84,6 +90,80 @@ consumer_paused = Gauge(
     registry=REGISTRY,
 )
 
+# Detection latency: how long after the facts a page reaches a transport. Buckets run from
+# sub-second (live feed) to days (results that arrive or are evaluated late).
+_DETECTION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400)
+detection_from_arrival = Histogram(
+    "labsentinel_detection_seconds",
+    "Result arrival (the message that produced the notification was stored) to the page "
+    "being handed to a transport, by event.",
+    ["event"],
+    buckets=_DETECTION_BUCKETS,
+    registry=REGISTRY,
+)
+detection_from_observation = Histogram(
+    "labsentinel_detection_from_observation_seconds",
+    "Observation (specimen collection) time of the result to the page being handed to a "
+    "transport, by event.",
+    ["event"],
+    buckets=_DETECTION_BUCKETS,
+    registry=REGISTRY,
+)
+active_exposures = Gauge(
+    "labsentinel_active_exposure_windows",
+    "Exposure windows open now: IV iron risk windows and antiresorptive effect intervals.",
+    ["drug_class"],
+    registry=REGISTRY,
+)
+patients_at_risk = Gauge(
+    "labsentinel_patients_at_risk",
+    "Patients with an IV iron risk window open while an antiresorptive is in effect.",
+    registry=REGISTRY,
+)
+scheduler_job_runs = Counter(
+    "labsentinel_scheduler_job_runs_total",
+    "Runs of scheduled jobs, by job and outcome.",
+    ["job", "outcome"],
+    registry=REGISTRY,
+)
+http_requests = Counter(
+    "labsentinel_http_requests_total",
+    "HTTP requests served, by route template, method and status class.",
+    ["route", "method", "status_class"],
+    registry=REGISTRY,
+)
+
+
+def observe_handed_to_transport(notification: Any, handed_at: datetime) -> None:
+    """Record detection latency for one notification handed to a transport at ``handed_at``.
+
+    ``notification`` is an ``alerts.notification.Notification``: ``created_at`` is when the
+    message that produced it was stored (the pipeline's clock), ``observed_at`` the result's
+    collection time, both ISO 8601. Unparseable times are skipped, never raised.
+    """
+    event = notification.event if notification.event in EVENTS else "alert"
+    for attr, histogram in (
+        ("created_at", detection_from_arrival),
+        ("observed_at", detection_from_observation),
+    ):
+        try:
+            moment = datetime.fromisoformat(getattr(notification, attr))
+        except (TypeError, ValueError):
+            continue
+        if moment.tzinfo is None:
+            continue
+        histogram.labels(event).observe(max((handed_at - moment).total_seconds(), 0.0))
+
+
+def job_run(job: str, ok: bool) -> None:
+    """Count one scheduler job run (bounded label: unknown job names become "other")."""
+    name = job if job in SCHEDULER_JOBS else "other"
+    scheduler_job_runs.labels(name, "ok" if ok else "error").inc()
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx"
+
 
 def normalise_message_type(message_type: str) -> str:
     return message_type if message_type in MESSAGE_TYPES else "other"
@@ -104,3 +184,16 @@ def prime(topics: Iterable[str], channels: Iterable[str]) -> None:
         delivery_seconds.labels(channel)
         for outcome in DELIVERY_OUTCOMES:
             deliveries.labels(channel, outcome, "ok" if outcome == "delivered" else "error")
+    prime_service()
+
+
+def prime_service() -> None:
+    """Create the label sets of the detection, exposure and scheduler metrics at zero."""
+    for event in EVENTS:
+        detection_from_arrival.labels(event)
+        detection_from_observation.labels(event)
+    for drug_class in EXPOSURE_CLASSES:
+        active_exposures.labels(drug_class)
+    for job in SCHEDULER_JOBS:
+        for outcome in JOB_OUTCOMES:
+            scheduler_job_runs.labels(job, outcome)

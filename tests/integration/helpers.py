@@ -36,6 +36,7 @@ def settings_for(broker: EmbeddedBroker, database_url: str, unique: str) -> Sett
                 "session_timeout_ms": SESSION_MS,
             },
             "routing": {"default_channels": []},
+            "api": {"port": 0},
             "dispatcher": {"poll_interval_s": 0.05},
             "logging": {"format": "text"},
         }

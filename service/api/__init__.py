@@ -1,0 +1,24 @@
+"""The HTTP side of LabSentinel: /metrics, health, the JSON API and the clinician web pages.
+
+Stack: FastAPI on Starlette, served by uvicorn inside the daemon's event loop.
+
+- Starlette is the ASGI toolkit underneath (routing, forms, static files, Jinja2 templates,
+  test transport); uvicorn is its reference server and can be driven from our own loop
+  (``uvicorn.Server(config).serve()`` with signal handling left to the daemon).
+- FastAPI adds what the issue asks of the JSON API and Starlette alone does not give: an
+  OpenAPI document generated from the same typed models that validate requests, and the
+  bearer security scheme declared once as a dependency. It is maintained by the same
+  ecosystem (it *is* Starlette plus pydantic, which the settings already use), so it costs
+  one small package, not a second framework.
+- Database work is synchronous SQLAlchemy; endpoints that touch the database are plain
+  ``def`` functions, which FastAPI runs in its worker threads so the consumer and dispatcher
+  sharing the loop never wait on a query.
+
+Modules: ``app`` (factory and context), ``auth`` (bearer tokens, session cookie),
+``queries`` (read models), ``api_routes`` (JSON), ``web_routes`` (pages), ``chart`` (SVG),
+``server`` (the daemon component).
+"""
+
+from service.api.app import ApiContext, Readiness, create_app
+
+__all__ = ["ApiContext", "Readiness", "create_app"]

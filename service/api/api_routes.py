@@ -1,0 +1,224 @@
+"""The JSON API under /api/v1; every route depends on ``require_token`` (bearer auth).
+
+Patients are addressed by ``ref`` (an opaque row id); the MRN goes in a request body
+(``POST /patients/lookup``), never in a path or query string, so it stays out of proxy and
+access logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from service.acks import ACK_ACTIONS
+from service.api import queries
+from service.api.app import ApiContext
+from service.api.auth import require_token
+from service.pipeline import DatabaseUnavailable
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+
+Status = Literal["open", "worklist", "resolved"]
+SeverityName = Literal["info", "warning", "high", "critical"]
+
+
+class AckRequest(BaseModel):
+    action: str = Field(description="one of " + ", ".join(ACK_ACTIONS))
+    who: str = Field(min_length=1, max_length=128, description="who acknowledges")
+    note: str = Field(default="", max_length=2000)
+
+
+class ResolveRequest(BaseModel):
+    who: str = Field(min_length=1, max_length=128)
+
+
+class PatientLookup(BaseModel):
+    patient_id: str = Field(min_length=1, max_length=64, description="identifier from PID-3")
+
+
+class Page(BaseModel):
+    total: int
+    items: list[dict[str, Any]]
+
+
+def _ctx(request: Request) -> ApiContext:
+    return request.app.state.ctx
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi_document(request: Request) -> JSONResponse:
+    """The OpenAPI document of this API (behind the token like the rest)."""
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/alerts", response_model=Page, tags=["alerts"])
+def list_alerts(
+    request: Request,
+    status: Status | None = None,
+    severity: SeverityName | None = None,
+    patient: int | None = Query(default=None, description="patient ref (not the MRN)"),
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> Page:
+    """Alerts, newest first, filtered by status, severity and patient ref."""
+    items, total = queries.list_alerts(
+        _ctx(request),
+        status=status,
+        severity=severity,
+        patient_ref=patient,
+        limit=limit,
+        offset=offset,
+    )
+    return Page(total=total, items=items)
+
+
+@router.get("/alerts/{alert_id}", tags=["alerts"])
+def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
+    """One alert with its notifications and each one's deliveries and delivery attempts."""
+    doc = queries.alert_detail(_ctx(request), alert_id)
+    if doc is None:
+        raise HTTPException(404, "no such alert")
+    return doc
+
+
+@router.post("/alerts/{alert_id}/ack", tags=["alerts"])
+def ack_alert(request: Request, alert_id: int, body: AckRequest) -> dict[str, Any]:
+    """Acknowledge: who, what was done (an ACK_ACTIONS key) and a note."""
+    from service.acknowledge import AlertNotFound, UnknownAction, acknowledge
+
+    ctx = _ctx(request)
+    try:
+        result = acknowledge(
+            ctx.engine,
+            alert_id,
+            who=body.who,
+            action=body.action,
+            note=body.note,
+            now=ctx.clock.now(),
+            source="api",
+        )
+    except AlertNotFound:
+        raise HTTPException(404, "no such alert") from None
+    except UnknownAction:
+        raise HTTPException(
+            422, f"unknown action; expected one of {', '.join(ACK_ACTIONS)}"
+        ) from None
+    doc = asdict(result)
+    doc["acked_at"] = result.acked_at.isoformat() if result.acked_at else None
+    return doc
+
+
+@router.post("/alerts/{alert_id}/resolve", tags=["alerts"])
+def resolve_alert(request: Request, alert_id: int, body: ResolveRequest) -> dict[str, Any]:
+    """Close an alert by hand. No page goes out."""
+    ctx = _ctx(request)
+    try:
+        return queries.resolve_alert(ctx, alert_id, who=body.who, now=ctx.clock.now())
+    except LookupError:
+        raise HTTPException(404, "no such alert") from None
+
+
+@router.get("/ack-actions", tags=["alerts"])
+def ack_actions() -> dict[str, str]:
+    """What a clinician can say was done, key → label."""
+    return dict(ACK_ACTIONS)
+
+
+@router.get("/dead-letters", response_model=Page, tags=["dead letters"])
+def list_dead_letters(
+    request: Request,
+    status: Literal["new", "reprocessed", "dead"] | None = None,
+    error_class: Literal["parse", "unit", "processing"] | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> Page:
+    """Dead letters, newest first, without the message text."""
+    items, total = queries.list_dead_letters(
+        _ctx(request), status=status, error_class=error_class, limit=limit, offset=offset
+    )
+    return Page(total=total, items=items)
+
+
+@router.get("/dead-letters/{dl_id}", tags=["dead letters"])
+def get_dead_letter(request: Request, dl_id: int) -> dict[str, Any]:
+    """Reason, source topic/partition/offset and the raw HL7 (it may hold PHI)."""
+    doc = queries.dead_letter_detail(_ctx(request), dl_id, include_raw=True)
+    if doc is None:
+        raise HTTPException(404, "no such dead letter")
+    return doc
+
+
+@router.post("/dead-letters/{dl_id}/reprocess", tags=["dead letters"])
+async def reprocess_dead_letter(request: Request, dl_id: int) -> dict[str, Any]:
+    """Run the message through the pipeline again (after fixing configuration or code)."""
+    ctx = _ctx(request)
+    try:
+        result = await asyncio.to_thread(queries.reprocess_dead_letter, ctx, dl_id, ctx.clock.now())
+    except LookupError:
+        raise HTTPException(404, "no such dead letter") from None
+    except RuntimeError:
+        raise HTTPException(503, "this process has no pipeline") from None
+    except DatabaseUnavailable:
+        raise HTTPException(503, "database unavailable") from None
+    return asdict(result)
+
+
+@router.post("/patients/lookup", tags=["patients"])
+def lookup_patient(request: Request, body: PatientLookup) -> dict[str, Any]:
+    """The opaque ref of a patient, from the identifier in the body."""
+    ref = queries.patient_ref_for(_ctx(request), body.patient_id)
+    if ref is None:
+        raise HTTPException(404, "no such patient")
+    return {"ref": ref}
+
+
+@router.get("/patients/{ref}/timeline", tags=["patients"])
+def patient_timeline(request: Request, ref: int) -> dict[str, Any]:
+    """Phosphate, calcium, ionized calcium and albumin over time; orders and derived
+    exposures (iron risk windows, antiresorptive effect intervals); alerts; thresholds."""
+    ctx = _ctx(request)
+    timeline = queries.patient_timeline(ctx, ref, ctx.clock.now())
+    if timeline is None:
+        raise HTTPException(404, "no such patient")
+    return queries.timeline_doc(ctx, timeline)
+
+
+@router.get("/worklist", tags=["patients"])
+def worklist(request: Request) -> dict[str, Any]:
+    """Open and worklist alerts, and patients at risk now with their monitoring labs."""
+    ctx = _ctx(request)
+    now = ctx.clock.now()
+    open_alerts, _ = queries.list_alerts(ctx, status="open", limit=500)
+    backlog, _ = queries.list_alerts(ctx, status="worklist", limit=500)
+    at_risk = queries.patients_at_risk(ctx, now)
+    return {
+        "open_alerts": open_alerts,
+        "worklist_alerts": backlog,
+        "at_risk": [
+            {
+                "ref": r.ref,
+                "patient_id": r.patient_id,
+                "location": r.location,
+                "iron": {
+                    "drug": r.iron,
+                    "dose_at": r.iron_dose_at.isoformat(),
+                    "days_since": r.days_since_iron,
+                },
+                "window_end": r.window_end.isoformat(),
+                "antiresorptive": {
+                    "drug": r.antiresorptive,
+                    "dose_at": r.antiresorptive_dose_at.isoformat(),
+                },
+                "monitoring": [
+                    {"label": m.label, "due_at": m.due_at.isoformat(), "state": m.state}
+                    for m in r.monitoring
+                ],
+            }
+            for r in at_risk
+        ],
+    }

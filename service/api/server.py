@@ -1,0 +1,98 @@
+"""The API server as a daemon component: uvicorn serving ``create_app`` in the daemon's loop.
+
+uvicorn's own signal handlers are off (the daemon owns SIGTERM/SIGINT and sets ``stop``);
+when ``stop`` is set the server finishes requests in flight and returns. A port that cannot
+be bound is fatal (``SystemExit`` from uvicorn becomes a RuntimeError that stops the daemon).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from service.api.app import ApiContext, Readiness, create_app
+
+if TYPE_CHECKING:
+    from service.daemon import Daemon
+
+log = logging.getLogger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handling: the daemon owns SIGTERM/SIGINT and sets ``stop``.
+
+    uvicorn (>= 0.29) swaps the process's handlers in ``capture_signals`` while it serves
+    from the main thread, which would take SIGTERM away from the daemon's orderly shutdown.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiServer:
+    name = "api"
+
+    def __init__(self, context: ApiContext, host: str, port: int) -> None:
+        self.context = context
+        self.app = create_app(context)
+        self.config = uvicorn.Config(
+            self.app,
+            host=host,
+            port=port,
+            log_config=None,  # our JSON logging (service.logs) handles uvicorn's loggers
+            access_log=False,  # access lines would carry ack tokens in their paths
+            lifespan="off",
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        )
+        self.server = _EmbeddedServer(self.config)
+        self.port: int | None = None
+
+    @classmethod
+    def for_daemon(cls, daemon: Daemon) -> ApiServer:
+        app = daemon.app
+        context = ApiContext(
+            settings=app.settings,
+            engine=app.engine,
+            clinical=app.clinical,
+            pipeline=app.pipeline,
+            readiness=Readiness(consumer=daemon.consumer.state, dispatcher=app.dispatcher),
+        )
+        return cls(context, app.settings.api.host, app.settings.api.port)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        serving = asyncio.create_task(self.server.serve(), name="api-serve")
+        waiting = asyncio.create_task(stop.wait(), name="api-stop")
+        try:
+            while not self.server.started and not serving.done():
+                await asyncio.sleep(0.02)
+            if self.server.started:
+                sockets = self.server.servers[0].sockets if self.server.servers else []
+                if sockets:
+                    self.port = sockets[0].getsockname()[1]
+                log.info("api listening", extra={"host": self.config.host, "port": self.port})
+            await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.server.should_exit = True
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+            try:
+                await serving
+            except SystemExit as exc:  # uvicorn exits this way when it cannot bind
+                raise RuntimeError(
+                    f"api server could not start on {self.config.host}:{self.config.port}"
+                ) from exc
+        if not stop.is_set():
+            raise RuntimeError("api server stopped unexpectedly")
+
+
+def api_components(daemon: Daemon) -> list[ApiServer]:
+    """The daemon's API component, or none when ``api.enabled`` is false."""
+    return [ApiServer.for_daemon(daemon)] if daemon.app.settings.api.enabled else []

@@ -1,0 +1,1 @@
+from tests.api.conftest import auth, client, story  # noqa: F401  (shared fixtures)
