@@ -60,8 +60,8 @@ from alerts.model import (
 )
 
 # Episode grouping must match the interaction rule's, or alerts and plans of "one episode"
-# would disagree. TODO(lead): expose as alerts.rules.iron_episodes and import that name.
-from alerts.rules import _episodes as _rule_episodes
+# would disagree.
+from alerts.rules import iron_episodes
 
 RULE_MONITORING = "iron-antiresorptive-monitoring"
 
@@ -147,7 +147,7 @@ def at_risk_episodes(
     antiresorptives = [e for e in exposures if e.drug_class == "antiresorptive"]
     if not irons or not antiresorptives:
         return []
-    episode_of = _rule_episodes(irons)
+    episode_of = iron_episodes(irons)
     grouped: dict[datetime, list[Exposure]] = {}
     for i, dose in enumerate(irons):
         grouped.setdefault(episode_of[i], []).append(dose)

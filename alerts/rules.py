@@ -112,7 +112,7 @@ def _thresholds(config: RuleConfig, labs: LabCatalog) -> dict[str, Thresholds]:
     return out
 
 
-def _episodes(irons: list[Exposure]) -> dict[int, datetime]:
+def iron_episodes(irons: list[Exposure]) -> dict[int, datetime]:
     """Index into ``irons`` (sorted by start) -> its episode's first dose time.
 
     A dose that starts inside an earlier dose's risk window continues (and extends) that
@@ -130,7 +130,7 @@ def _episodes(irons: list[Exposure]) -> dict[int, datetime]:
     return episode_of
 
 
-def _numeric(result: StoredResult, config: RuleConfig) -> float | None:
+def countable_value(result: StoredResult, config: RuleConfig) -> float | None:
     """The value to compare as "low", or None when it cannot count as low at all."""
     if result.value is None or result.status.strip().upper() not in config.counted_statuses:
         return None
@@ -140,14 +140,14 @@ def _numeric(result: StoredResult, config: RuleConfig) -> float | None:
     return result.value  # "", "=", "<x", "<=x": the value is at most x
 
 
-def _albumins(
+def counted_albumins(
     results: Sequence[StoredResult], labs: LabCatalog, config: RuleConfig
 ) -> list[tuple[datetime, str, float]]:
     out: list[tuple[datetime, str, float]] = []
     for r in results:
         if r.analyte != ANALYTE_ALBUMIN or r.comparator.strip():
             continue  # a bounded albumin ("<1.0") is no basis for a correction
-        value = _numeric(r, config)
+        value = countable_value(r, config)
         if value is None:
             continue
         try:
@@ -157,7 +157,7 @@ def _albumins(
     return out
 
 
-def _closest_albumin(
+def closest_albumin(
     albumins: list[tuple[datetime, str, float]], at: datetime, hours: int
 ) -> float | None:
     limit = timedelta(hours=hours)
@@ -186,19 +186,19 @@ def evaluate_patient(
     exposures = derive_exposures(history.orders, drugs, config, now)
     irons = [e for e in exposures if e.drug_class == "iv_iron"]
     irons.sort(key=lambda e: (e.start, e.end, e.drug, e.order_key))
-    episode_of = _episodes(irons)
+    episode_of = iron_episodes(irons)
     antiresorptives = [e for e in exposures if e.drug_class == "antiresorptive"]
     if not irons or not antiresorptives:
         return []
     thresholds = _thresholds(config, labs)
-    albumins = _albumins(history.results, labs, config)
+    albumins = counted_albumins(history.results, labs, config)
 
     qualifying: list[_Qualifying] = []
     for result in history.results:
         analyte = _RESULT_ANALYTES.get(result.analyte)
         if analyte is None:
             continue
-        value = _numeric(result, config)
+        value = countable_value(result, config)
         if value is None:
             continue
         try:
@@ -207,7 +207,7 @@ def evaluate_patient(
             continue  # dead-lettered upstream; never guess a scale
         corrected = result.analyte == ANALYTE_CORRECTED_CALCIUM
         if result.analyte == ANALYTE_CALCIUM:
-            albumin = _closest_albumin(albumins, result.observed_at, config.albumin_pairing_hours)
+            albumin = closest_albumin(albumins, result.observed_at, config.albumin_pairing_hours)
             if albumin is not None:
                 value += ALBUMIN_CALCIUM_FACTOR * (ALBUMIN_REFERENCE_G_DL - albumin)
                 corrected = True

@@ -53,13 +53,16 @@ from alerts.model import (
 )
 from alerts.monitoring import AtRiskEpisode, MonitoringConfig, at_risk_episodes
 from alerts.planning import plan_notifications
-from alerts.rules import ALBUMIN_CALCIUM_FACTOR, ALBUMIN_REFERENCE_G_DL
 
 # The interaction rule's value and albumin handling, so a "calcium" means the same number in
-# both rules. TODO(lead): expose these under public names in alerts.rules and import those.
-from alerts.rules import _albumins as _rule_albumins
-from alerts.rules import _closest_albumin as _rule_closest_albumin
-from alerts.rules import _numeric as _rule_numeric
+# both rules.
+from alerts.rules import (
+    ALBUMIN_CALCIUM_FACTOR,
+    ALBUMIN_REFERENCE_G_DL,
+    closest_albumin,
+    countable_value,
+    counted_albumins,
+)
 
 RULE_TREND = "iron-antiresorptive-trend"
 DEFAULT_DROP_FRACTION = 0.30  # issue #4: "a drop >= a configured fraction (default 30 %)"
@@ -105,13 +108,13 @@ class _Value:
 
 
 def _values(results: Sequence[StoredResult], labs: LabCatalog, config: RuleConfig) -> list[_Value]:
-    albumins = _rule_albumins(results, labs, config)
+    albumins = counted_albumins(results, labs, config)
     out: list[_Value] = []
     for r in results:
         analyte = _TREND_ANALYTES.get(r.analyte)
         if analyte is None:
             continue
-        value = _rule_numeric(r, config)
+        value = countable_value(r, config)
         if value is None:
             continue
         try:
@@ -120,7 +123,7 @@ def _values(results: Sequence[StoredResult], labs: LabCatalog, config: RuleConfi
             continue  # dead-lettered upstream; never guess a scale
         corrected = r.analyte == ANALYTE_CORRECTED_CALCIUM
         if r.analyte == ANALYTE_CALCIUM:
-            albumin = _rule_closest_albumin(albumins, r.observed_at, config.albumin_pairing_hours)
+            albumin = closest_albumin(albumins, r.observed_at, config.albumin_pairing_hours)
             if albumin is not None:
                 value += ALBUMIN_CALCIUM_FACTOR * (ALBUMIN_REFERENCE_G_DL - albumin)
                 corrected = True
