@@ -173,4 +173,9 @@ def build_app(
     wall = WallClock()
     pipeline = Pipeline(engine, clinical, delivery, clock=clock or wall, wall_clock=wall)
     dispatcher = Dispatcher(engine, real_transports, settings.dispatcher, clock=wall)
-    return App(settings, engine, clinical, pipeline, dispatcher)
+    app = App(settings, engine, clinical, pipeline, dispatcher)
+    # Routing to teams and on-call tiers, ack links in pages, the dispatcher's fallback route.
+    from service.escalation import install_paging
+
+    install_paging(app)
+    return app

@@ -165,8 +165,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check-config":
         from service.bootstrap import build_clinical, build_delivery, channel_settings
 
+        from service.escalation import paging_for
+
         build_clinical(settings)
         build_delivery(settings, channel_settings(settings, None))
+        paging_for(settings)  # validates the routing file, naming the key
         print("configuration ok")
         return 0
     if args.command == "db":

@@ -25,4 +25,5 @@ def build_components(daemon: Daemon) -> list[Component]:
     from service.api.server import api_components  # lazy: `replay` needs no web stack
 
     components.extend(api_components(daemon))
+    components.append(__import__("service.escalation").escalation.EscalationComponent(daemon.app))
     return components

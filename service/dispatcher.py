@@ -10,6 +10,12 @@ Retryable failures back off exponentially with jitter up to ``retry_max_s``; a r
 failing at its deadline, or failing finally, ends as ``failed``: visible in metrics, logs and
 the database, never retried forever (the Mirth lesson in PAGING.md).
 
+A row that ends ``failed`` also marks its alert (``delivery_failed_at``: the worklist shows it),
+writes the alert's history, and — when paging is wired (``paging``) and the row was not itself a
+fallback — queues the same notification on the fallback route (the pharmacy on-call), so a page
+nobody received still reaches someone. Paging channels (wctp, smtp, webhook) carry as much
+patient identity as ``paging.page_identity`` allows.
+
 Several instances may dispatch from one PostgreSQL: claiming uses ``FOR UPDATE SKIP LOCKED``
 plus a lease, so a row is sent by one instance at a time and a crashed instance's lease ends.
 """
@@ -24,7 +30,7 @@ import random
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
@@ -33,9 +39,10 @@ from sqlmodel import Session
 
 from alerts.notification import Notification, notification_from_json
 from alerts.pagers.base import DeliveryResult, Outcome, Pager
-from service import metrics
+from service import metrics, paging_metrics
+from service.alerting import PAGING_TYPES, Paging, record_event
 from service.clock import Clock, WallClock
-from service.db.models import DeliveryAttempt, NotificationRow, OutboxRow
+from service.db.models import Alert, DeliveryAttempt, NotificationRow, OutboxRow
 from service.settings import DispatcherSettings
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,7 @@ class Claimed:
     recipient: str
     attempts: int
     deadline_at: datetime
+    alert_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,8 @@ class Dispatcher:
         self.owner = uuid.uuid4().hex[:16]
         self.running = False
         self.stats = DispatchStats()
+        # Set by service.escalation.install_paging: fallback route and page identity.
+        self.paging: Paging | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver due rows until ``stop`` is set; finishes the round in flight first."""
@@ -152,17 +162,23 @@ class Dispatcher:
             if not rows:
                 return []
             ids = {row.notification_id for row in rows}
-            payloads = dict(
-                session.execute(
-                    select(NotificationRow.notification_id, NotificationRow.payload).where(
-                        NotificationRow.notification_id.in_(ids)  # type: ignore[attr-defined]
-                    )
-                ).all()
-            )
+            found = session.execute(
+                select(
+                    NotificationRow.notification_id,
+                    NotificationRow.payload,
+                    NotificationRow.alert_id,
+                ).where(
+                    NotificationRow.notification_id.in_(ids)  # type: ignore[attr-defined]
+                )
+            ).all()
+            payloads = {nid: (payload, alert_id) for nid, payload, alert_id in found}
             claimed = []
             for row in rows:
                 row.lease_until, row.lease_owner = lease_until, self.owner
-                notification = notification_from_json(json.loads(payloads[row.notification_id]))
+                payload, alert_id = payloads[row.notification_id]
+                notification = self._for_channel(
+                    notification_from_json(json.loads(payload)), row.channel
+                )
                 claimed.append(
                     Claimed(
                         outbox_id=row.id or 0,
@@ -171,9 +187,27 @@ class Dispatcher:
                         recipient=row.recipient,
                         attempts=row.attempts,
                         deadline_at=row.deadline_at,
+                        alert_id=alert_id,
                     )
                 )
             return claimed
+
+    def _for_channel(self, notification: Notification, channel: str) -> Notification:
+        """Apply ``paging.page_identity`` on channels that reach people (wctp, smtp, webhook)."""
+        paging = self.paging
+        if paging is None:
+            return notification
+        settings = paging.settings
+        configured = settings.channels.get(channel)
+        if configured is None or configured.type not in PAGING_TYPES:
+            return notification
+        identity = settings.paging.page_identity
+        if identity == "masked":
+            masked = "*" * max(len(notification.patient_id) - 4, 0)
+            return replace(notification, patient_id=masked + notification.patient_id[-4:])
+        if identity == "location":
+            return replace(notification, patient_id="")
+        return notification
 
     async def _send(self, item: Claimed) -> Attempt:
         started = time.perf_counter()
@@ -204,6 +238,8 @@ class Dispatcher:
                 row.lease_until, row.lease_owner = None, ""
                 row.last_error = "" if result.outcome is Outcome.DELIVERED else result.detail[:255]
                 final_state = self._next_state(row, result, now)
+                if final_state == "failed":
+                    self._failed(session, row, item, result, now)
                 session.add(
                     DeliveryAttempt(
                         outbox_id=item.outbox_id,
@@ -239,6 +275,55 @@ class Dispatcher:
         self.stats.failed += 1
         metrics.deliveries.labels(row.channel, "failed", result.status_class or "none").inc()
         return "failed"
+
+    def _failed(
+        self,
+        session: Session,
+        row: OutboxRow,
+        item: Claimed,
+        result: DeliveryResult,
+        now: datetime,
+    ) -> None:
+        """Make a failed delivery visible on its alert and queue the fallback route."""
+        fallback: list[tuple[str, str]] = []
+        if self.paging is not None and not row.fallback:
+            existing = set(
+                session.execute(
+                    select(OutboxRow.channel, OutboxRow.recipient).where(
+                        OutboxRow.notification_id == row.notification_id
+                    )
+                ).all()
+            )
+            for channel, recipient in self.paging.routing.fallback_deliveries(now):
+                if (channel, recipient) in existing:
+                    continue
+                fallback.append((channel, recipient))
+                session.add(
+                    OutboxRow(
+                        notification_id=row.notification_id,
+                        channel=channel,
+                        recipient=recipient,
+                        next_attempt_at=now,
+                        deadline_at=now + self.paging.deadline,
+                        created_at=now,
+                        fallback=True,
+                    )
+                )
+            if fallback:
+                paging_metrics.fallbacks.labels(row.channel).inc()
+        if item.alert_id is None:
+            return
+        alert = session.get(Alert, item.alert_id)
+        if alert is not None and alert.delivery_failed_at is None:
+            alert.delivery_failed_at = now
+        detail: dict[str, object] = {
+            "channel": row.channel,
+            "recipient": row.recipient,
+            "attempts": row.attempts,
+            "error": result.detail[:255],
+            "fallback": [f"{c}:{r}" for c, r in fallback],
+        }
+        record_event(session, item.alert_id, "delivery-failed", now, row.notification_id, detail)
 
     def _log(self, item: Claimed, result: DeliveryResult, state: str) -> None:
         fields = {

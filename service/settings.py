@@ -144,10 +144,24 @@ class ChannelSettings(_Section):
 
 
 class RoutingSettings(_Section):
-    # Who receives a notification when no team route matches (issue 7 adds team routes).
+    # Recipient of the audit channels below when paging is not wired (no routing file).
     default_recipients: tuple[str, ...] = ("pharmacy-on-call",)
     # Channels that receive every notification. `--pages-out` adds a jsonl channel.
     default_channels: tuple[str, ...] = ("console",)
+    # Teams, routes, on-call schedules and escalation policies (alerts.routing): a TOML file
+    # relative to the config file's folder (the shipped configs/routing.toml when not found).
+    # Empty: no team routing (every notification goes to the default channels only).
+    config: str = "routing.toml"
+
+
+class PagingSettings(_Section):
+    # How much patient identity a page sent over a paging channel (wctp, smtp, webhook)
+    # carries: "mrn" (MRN and location, never a name: the default), "masked" (the last four
+    # characters of the MRN and the location), "location" (the location only). The audit
+    # channels (console, jsonl) always carry the MRN.
+    page_identity: Literal["mrn", "masked", "location"] = "mrn"
+    # How often the escalation job runs (APScheduler interval job), seconds.
+    escalation_interval_s: float = Field(default=30.0, gt=0, le=3600)
 
 
 class DispatcherSettings(_Section):
@@ -198,6 +212,7 @@ class Settings(BaseSettings):
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     routing: RoutingSettings = RoutingSettings()
     dispatcher: DispatcherSettings = DispatcherSettings()
+    paging: PagingSettings = PagingSettings()
     logging: LoggingSettings = LoggingSettings()
     api: ApiSettings = ApiSettings()
 

@@ -101,7 +101,10 @@ class Alert(SQLModel, table=True):
     """One alert per dedup key (patient, rule, analyte, iron episode) and its current state."""
 
     __tablename__ = "alerts"
-    __table_args__ = (Index("ix_alerts_patient_status", "patient_id", "status"),)
+    __table_args__ = (
+        Index("ix_alerts_patient_status", "patient_id", "status"),
+        Index("ix_alerts_escalation_state", "escalation_state"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     dedup_key: str = Field(max_length=64, unique=True)
@@ -134,6 +137,21 @@ class Alert(SQLModel, table=True):
     acked_by: str = Field(default="", max_length=128)
     ack_action: str = Field(default="", max_length=64)
     ack_note: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    # Paging (issue #7). The escalation state is a pure function's input: alerts.escalation.
+    team: str = Field(default="", max_length=64)
+    paged_at: datetime | None = _utc(default=None, nullable=True)  # type: ignore[assignment]
+    escalation_tier: int = 1
+    escalation_round: int = 0
+    escalation_step: int = 0
+    # "" (never paged) | active | acked | stopped | exhausted
+    escalation_state: str = Field(default="", max_length=16)
+    stop_reason: str = Field(default="", max_length=64)
+    corrective_at: datetime | None = _utc(default=None, nullable=True)  # type: ignore[assignment]
+    corrective_drug: str = Field(default="", max_length=64)
+    silence_id: int | None = None
+    delivery_failed_at: datetime | None = _utc(  # type: ignore[assignment]
+        default=None, nullable=True
+    )
 
 
 class NotificationRow(SQLModel, table=True):
@@ -173,6 +191,9 @@ class OutboxRow(SQLModel, table=True):
     last_error: str = Field(default="", max_length=255)
     created_at: datetime = _utc()  # type: ignore[assignment]
     sent_at: datetime | None = _utc(default=None, nullable=True)  # type: ignore[assignment]
+    # A delivery queued because another one failed for good (the fallback route); a failing
+    # fallback delivery has no fallback of its own.
+    fallback: bool = False
 
 
 class DeliveryAttempt(SQLModel, table=True):
@@ -212,3 +233,34 @@ class DeadLetter(SQLModel, table=True):
     status: str = Field(default="new", max_length=16)  # new | reprocessed | dead
     created_at: datetime = _utc()  # type: ignore[assignment]
     reprocessed_at: datetime | None = _utc(default=None, nullable=True)  # type: ignore[assignment]
+
+
+class AlertEvent(SQLModel, table=True):
+    """History of an alert beyond its notifications and attempts: acks, escalations, stops,
+    silences, resolutions, failed deliveries and fallbacks (``service.history`` merges all)."""
+
+    __tablename__ = "alert_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int = Field(index=True)
+    kind: str = Field(max_length=32)
+    at: datetime = _utc()  # type: ignore[assignment]
+    actor: str = Field(default="", max_length=128)
+    notification_id: str = Field(default="", max_length=64)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+
+
+class Silence(SQLModel, table=True):
+    """Mutes pages matching every given field (empty = any); the alert is still recorded."""
+
+    __tablename__ = "silences"
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str = Field(default="", max_length=64)
+    unit: str = Field(default="", max_length=64)  # point of care (first part of the location)
+    rule: str = Field(default="", max_length=64)
+    author: str = Field(max_length=128)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    created_at: datetime = _utc()  # type: ignore[assignment]
+    expires_at: datetime = _utc()  # type: ignore[assignment]
+    expired_at: datetime | None = _utc(default=None, nullable=True)  # type: ignore[assignment]
