@@ -1,7 +1,7 @@
 """HL7 v2 bytes -> typed events. Pure: no I/O, no clock, no database.
 
 ``split_messages`` cuts a file or stream into messages; ``parse_message`` turns one message
-into a LabReport, PharmacyOrder or Ignored, or raises ParseError.
+into a LabReport, PharmacyOrder, PatientMerge or Ignored, or raises ParseError.
 """
 
 from parsers.config import ParserConfig
@@ -15,6 +15,7 @@ from parsers.events import (
     MessageHeader,
     ParsedMessage,
     Patient,
+    PatientMerge,
     PharmacyOrder,
 )
 from parsers.framing import split_messages
@@ -29,6 +30,7 @@ __all__ = [
     "ParsedMessage",
     "ParserConfig",
     "Patient",
+    "PatientMerge",
     "PharmacyOrder",
     "parse_message",
     "split_messages",

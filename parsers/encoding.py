@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from parsers.errors import ParseError
 
-__all__ = ["Delimiters", "component", "components", "field", "repetitions", "unescape"]
+__all__ = [
+    "Delimiters",
+    "component",
+    "components",
+    "field",
+    "is_plain",
+    "repetitions",
+    "unescape",
+]
 
 
 class Delimiters:
@@ -118,6 +126,15 @@ def _decode_sequence(body: str, d: Delimiters) -> str:
             return data.decode("latin-1")
     # \H\ \N\ (highlighting), \.sp\ \.in\ ... (formatting), \C..\ \M..\ \Z..\: no text.
     return ""
+
+
+def is_plain(text: str, d: Delimiters) -> bool:
+    """True when ``text`` has no repetition, subcomponent or escape character.
+
+    Then component c of any of its fields is simply piece c of ``split(d.component)``: the
+    fast paths use this instead of calling :func:`component` per value.
+    """
+    return not (d.repetition in text or d.subcomponent in text or d.escape in text)
 
 
 def field(fields: list[str], n: int) -> str:

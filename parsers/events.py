@@ -98,6 +98,20 @@ class PharmacyOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class PatientMerge:
+    """An ADT merge (A40, A18, A34, A36, A39): records under ``prior_ids`` now belong to
+    ``surviving``.
+
+    ``prior_ids`` are the MRG-1 identifiers chosen by the same rule as PID-3 (one per MRG, in
+    message order, without duplicates and never the surviving id itself).
+    """
+
+    header: MessageHeader
+    surviving: Patient
+    prior_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Ignored:
     """A well-formed message that cannot matter: other message types, or no known analyte/drug.
 
@@ -109,4 +123,4 @@ class Ignored:
     reason: str  # short, PHI-free: "message type ADT^A01", "no catalogued analyte", ...
 
 
-ParsedMessage = LabReport | PharmacyOrder | Ignored
+ParsedMessage = LabReport | PharmacyOrder | PatientMerge | Ignored

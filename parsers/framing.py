@@ -78,4 +78,5 @@ def split_segments(text: str) -> list[str]:
     """
     if "\n" in text:
         text = text.replace("\r\n", "\r").replace("\n", "\r")
-    return [s for s in (line.strip() for line in text.split("\r")) if s]
+    # filter/map keep the loop in C: this runs for every message.
+    return list(filter(None, map(str.strip, text.split("\r"))))

@@ -1,16 +1,34 @@
-"""ORU^R01 -> LabReport (or Ignored when no OBX carries a catalogued code)."""
+"""ORU^R01 -> LabReport (or Ignored when no OBX carries a catalogued code).
+
+Shaped for throughput, because most messages of a lab feed are ORUs:
+
+- one pass over the segments; PID, PV1, ORC and OBR are only remembered, and read when a
+  catalogued OBX needs them, so an irrelevant report costs one split per OBX;
+- the OBX-3 lookup is memoised per distinct raw OBX-3 (a lab sends a few hundred codes), and
+  the memo holds the finished code fields, so a catalogued OBX-3 is never cut up again;
+- an OBX without repetition, subcomponent or escape characters - nearly all of them - is read
+  with plain splits (``_plain_result``); any other goes through ``component``;
+- consecutive OBX of a panel usually share OBX-14, so its reading is reused.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from parsers.config import ParserConfig
-from parsers.encoding import Delimiters, component, field, repetitions
+from parsers.encoding import Delimiters, component, is_plain, repetitions
 from parsers.errors import ParseError
 from parsers.events import Ignored, LabReport, LabResult, MessageHeader
 from parsers.patient import parse_patient
 from parsers.timestamps import parse_timestamp
 from parsers.values import parse_value
+
+# (analyte, code, code_system, code_text) of a catalogued OBX-3: LabResult's first fields.
+Code = tuple[str, str, str, str]
+# (placer id, filler id, raw OBR-7, "OBR[n]") of an order group.
+Group = tuple[str, str, str, str]
+
+_OBX_PAD = ("",) * 15  # a split OBX is padded so that OBX-1 .. OBX-14 all exist
 
 
 def catalogued_code(obx3: str, d: Delimiters, config: ParserConfig) -> tuple[str, int] | None:
@@ -30,16 +48,34 @@ def catalogued_code(obx3: str, d: Delimiters, config: ParserConfig) -> tuple[str
     return None
 
 
-def has_catalogued_result(segments: list[str], d: Delimiters, config: ParserConfig) -> bool:
-    """Cheap pre-filter: does any OBX-3 carry a catalogued code? Never raises."""
-    tag = "OBX" + d.field
-    fs = d.field
-    for seg in segments:
-        if seg.startswith(tag):
-            parts = seg.split(fs, 4)
-            if len(parts) > 3 and catalogued_code(parts[3], d, config) is not None:
-                return True
-    return False
+def _code(obx3: str, d: Delimiters, config: ParserConfig) -> Code | None:
+    """The code fields of a catalogued OBX-3 (of the identifier that matched), else None."""
+    match = catalogued_code(obx3, d, config)
+    if match is None:
+        return None
+    analyte, pos = match
+    code = component(obx3, d, pos).strip()
+    return analyte, code, component(obx3, d, pos + 2).strip(), component(obx3, d, 2)
+
+
+# Raw OBX-3 -> _code(...), one memo per (code map, delimiters). An entry keeps its map and
+# delimiters alive, so their ids are not reused meanwhile; the config is frozen, so its code
+# map is not expected to change. Both levels are bounded for junk input.
+_MEMOS: dict[tuple[int, int], tuple[object, Delimiters, dict[str, Code | None]]] = {}
+_MAX_MEMOS = 32
+_MAX_MEMO_SIZE = 20_000
+_UNSEEN = ("", "", "", "")
+
+
+def _memo(config: ParserConfig, d: Delimiters) -> dict[str, Code | None]:
+    codes = config.lab_codes
+    key = (id(codes), id(d))
+    entry = _MEMOS.get(key)
+    if entry is None or entry[0] is not codes or entry[1] is not d:
+        if len(_MEMOS) >= _MAX_MEMOS:
+            _MEMOS.clear()
+        entry = _MEMOS[key] = (codes, d, {})
+    return entry[2]
 
 
 def parse_oru(
@@ -52,64 +88,102 @@ def parse_oru(
 
     Returns Ignored when no OBX is catalogued, without reading PID. Raises ParseError naming
     segment and field for a missing/unusable PID-3 or an unusable observation time.
+
+    An OBX is a segment starting with ``OBX`` and the field separator; OBX[n] in errors counts
+    every segment whose name starts with OBX.
     """
-    if not has_catalogued_result(segments, d, config):
-        return Ignored(header, "no catalogued analyte")
     fs = d.field
-    pid: list[str] | None = None
-    pv1: list[str] | None = None
+    rep, sub, esc = d.repetition, d.subcomponent, d.escape
+    memo = _memo(config, d)
+    unseen = _UNSEEN
+    # Raw text of the first PID and PV1, of the ORC waiting for its OBR, of the current OBR
+    # and of the ORC before it; a group is read at its first catalogued OBX.
+    pid = pv1 = orc = obr = obr_orc = None
+    group: Group | None = None
+    last_time: str | None = None  # OBX-14 text last read in this group, and its reading
+    observed: datetime | None = None
     results: list[LabResult] = []
-    # Order ids of the ORC waiting for its OBR, and of the current OBR group.
-    orc_ids = ("", "")
-    placer = filler = ""
-    obr_time_raw = ""
-    obr_name = ""
     obx_count = obr_count = 0
-    for seg in segments[1:]:
+    for seg in segments:
         name = seg[:3]
         if name == "OBX":
             obx_count += 1
-            f = seg.split(fs)
-            obx3 = field(f, 3)
-            match = catalogued_code(obx3, d, config)
-            if match is None:
+            try:
+                obx3 = seg.split(fs, 4)[3]
+            except IndexError:
+                obx3 = ""
+            code = memo.get(obx3, unseen)
+            if code is unseen:
+                if len(memo) >= _MAX_MEMO_SIZE:
+                    memo.clear()
+                code = memo[obx3] = _code(obx3, d, config)
+            if code is None or seg[3:4] != fs:
                 continue
-            where = f"OBX[{obx_count}]"
-            observed = _observed_at(f, obr_time_raw, obr_name, header, d, config, where)
-            results.append(_lab_result(f, match, observed, placer, filler, d))
+            if group is None:
+                group = _order_group(obr, obr_orc, obr_count, d)
+            f = seg.split(fs)
+            f += _OBX_PAD
+            plain = not (rep in seg or sub in seg or esc in seg)
+            time_text = f[14].partition(d.component)[0] if plain else component(f[14], d, 1)
+            if time_text != last_time:
+                observed = _observed_at(time_text, group, header, config, f"OBX[{obx_count}]")
+                last_time = time_text
+            if plain:
+                results.append(_plain_result(f, code, observed, group, d))
+            else:
+                results.append(_lab_result(f, code, observed, group, d))
         elif name == "OBR":
             obr_count += 1
-            f = seg.split(fs)
-            placer = component(field(f, 2), d, 1).strip() or orc_ids[0]
-            filler = component(field(f, 3), d, 1).strip() or orc_ids[1]
-            orc_ids = ("", "")
-            obr_time_raw = component(field(f, 7), d, 1)
-            obr_name = f"OBR[{obr_count}]"
+            obr, obr_orc, orc = seg, orc, None  # the pending ORC is this OBR's
+            group = last_time = None
         elif name == "ORC":
-            f = seg.split(fs)
-            orc_ids = (component(field(f, 2), d, 1).strip(), component(field(f, 3), d, 1).strip())
-        elif name == "PID" and pid is None:
-            pid = seg.split(fs)
-        elif name == "PV1" and pv1 is None:
-            pv1 = seg.split(fs)
-    patient = parse_patient(pid, pv1, d, config)
-    return LabReport(header=header, patient=patient, results=tuple(results))
+            orc = seg
+        elif name == "PID":
+            pid = pid or seg
+        elif name == "PV1":
+            pv1 = pv1 or seg
+    if not results:
+        return Ignored(header, "no catalogued analyte")
+    patient = parse_patient(
+        None if pid is None else pid.split(fs, 4),
+        None if pv1 is None else pv1.split(fs, 11),
+        d,
+        config,
+    )
+    return LabReport(header, patient, tuple(results))
+
+
+def _order_group(obr: str | None, orc: str | None, obr_count: int, d: Delimiters) -> Group:
+    """The group of the current OBR; all empty before the first OBR. Order ids are
+    OBR-2.1/OBR-3.1, else those of the ORC just before the OBR."""
+    if obr is None:
+        return "", "", "", ""
+    placer, filler, obr_time = _fields_2_3_7(obr, d)
+    if orc is not None:
+        orc_placer, orc_filler, _ = _fields_2_3_7(orc, d)
+        placer = placer.strip() or orc_placer
+        filler = filler.strip() or orc_filler
+    return placer.strip(), filler.strip(), obr_time, f"OBR[{obr_count}]"
+
+
+def _fields_2_3_7(segment: str, d: Delimiters) -> tuple[str, str, str]:
+    """Component 1 of fields 2, 3 and 7 of a segment (OBR: placer id, filler id, time)."""
+    f = segment.split(d.field, 8)
+    f += ("",) * (8 - len(f))
+    if is_plain(segment, d):
+        cs = d.component
+        return f[2].partition(cs)[0], f[3].partition(cs)[0], f[7].partition(cs)[0]
+    return component(f[2], d, 1), component(f[3], d, 1), component(f[7], d, 1)
 
 
 def _observed_at(
-    f: list[str],
-    obr_time_raw: str,
-    obr_name: str,
-    header: MessageHeader,
-    d: Delimiters,
-    config: ParserConfig,
-    where: str,
+    time_text: str, group: Group, header: MessageHeader, config: ParserConfig, where: str
 ) -> datetime:
-    """OBX-14, else OBR-7 of the enclosing OBR, else MSH-7. Raises ParseError."""
+    """OBX-14 (``time_text``), else OBR-7 of the enclosing OBR, else MSH-7. Raises ParseError."""
     tz = config.timezone
-    observed = parse_timestamp(component(field(f, 14), d, 1), tz, where, "OBX-14")
+    observed = parse_timestamp(time_text, tz, where, "OBX-14")
     if observed is None:
-        observed = parse_timestamp(obr_time_raw, tz, obr_name or "OBR", "OBR-7")
+        observed = parse_timestamp(group[2], tz, group[3] or "OBR", "OBR-7")
     if observed is None:
         observed = header.message_time
     if observed is None:
@@ -117,33 +191,53 @@ def _observed_at(
     return observed
 
 
-def _lab_result(
-    f: list[str],
-    match: tuple[str, int],
-    observed: datetime,
-    placer: str,
-    filler: str,
-    d: Delimiters,
+def _plain_result(
+    f: list[str], code: Code, observed: datetime, group: Group, d: Delimiters
 ) -> LabResult:
-    analyte, pos = match
-    obx3 = field(f, 3)
-    value_type = component(field(f, 2), d, 1).strip().upper()
-    value, comparator, value_text = parse_value(value_type, field(f, 5), d)
+    """``_lab_result`` for an OBX without repetition, subcomponent or escape characters:
+    component 1 of a field is then the text before the first component separator."""
+    cs = d.component
+    value_type = f[2].partition(cs)[0].strip().upper()
+    value, comparator, value_text = parse_value(value_type, f[5], d)
+    # Positional, in LabResult's field order: keywords cost a microsecond more per result.
+    return LabResult(
+        *code,  # analyte, code, code_system, code_text
+        value_type,
+        value,
+        comparator,
+        value_text,
+        f[6].partition(cs)[0].strip(),  # unit
+        f[7].partition(cs)[0].strip(),  # reference_range
+        f[8].partition(cs)[0].strip(),  # abnormal_flags: a single repetition here
+        f[11].partition(cs)[0].strip().upper(),  # status
+        observed,
+        group[0],  # placer_order_id
+        group[1],  # filler_order_id
+        f[1].partition(cs)[0].strip(),  # set_id
+    )
+
+
+def _lab_result(
+    f: list[str], code: Code, observed: datetime, group: Group, d: Delimiters
+) -> LabResult:
+    analyte, code_value, code_system, code_text = code
+    value_type = component(f[2], d, 1).strip().upper()
+    value, comparator, value_text = parse_value(value_type, f[5], d)
     return LabResult(
         analyte=analyte,
-        code=component(obx3, d, pos).strip(),
-        code_system=component(obx3, d, pos + 2).strip(),
-        code_text=component(obx3, d, 2),
+        code=code_value,
+        code_system=code_system,
+        code_text=code_text,
         value_type=value_type,
         value=value,
         comparator=comparator,
         value_text=value_text,
-        unit=component(field(f, 6), d, 1).strip(),
-        reference_range=component(field(f, 7), d, 1).strip(),
-        abnormal_flags="~".join(component(r, d, 1).strip() for r in repetitions(field(f, 8), d)),
-        status=component(field(f, 11), d, 1).strip().upper(),
+        unit=component(f[6], d, 1).strip(),
+        reference_range=component(f[7], d, 1).strip(),
+        abnormal_flags="~".join(component(r, d, 1).strip() for r in repetitions(f[8], d)),
+        status=component(f[11], d, 1).strip().upper(),
         observed_at=observed,
-        placer_order_id=placer,
-        filler_order_id=filler,
-        set_id=component(field(f, 1), d, 1).strip(),
+        placer_order_id=group[0],
+        filler_order_id=group[1],
+        set_id=component(f[1], d, 1).strip(),
     )

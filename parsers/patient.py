@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from parsers.config import ParserConfig
 from parsers.encoding import Delimiters, component, field, repetitions
 from parsers.errors import ParseError
 from parsers.events import Patient
+
+
+@lru_cache(maxsize=16)
+def _upper_set(values: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(v.upper() for v in values)
 
 
 def choose_identifier(pid3: str, d: Delimiters, config: ParserConfig) -> tuple[str, str, str]:
@@ -19,20 +26,35 @@ def choose_identifier(pid3: str, d: Delimiters, config: ParserConfig) -> tuple[s
 
     Raises ParseError("no usable patient identifier", "PID", "PID-3").
     """
-    types = {t.upper() for t in config.identifier_types}
+    types = _upper_set(tuple(config.identifier_types))
+    authorities = config.identifier_authorities
+    # Without subcomponent or escape characters (the usual PID-3) a repetition's components
+    # are the pieces between component separators; component() handles everything else.
+    plain = not (d.subcomponent in pid3 or d.escape in pid3)
+    cs = d.component
     first_any: tuple[str, str, str] | None = None
     typed: list[tuple[str, str, str]] = []
     for rep in repetitions(pid3, d):
-        ident = component(rep, d, 1).strip()
-        if not ident:
-            continue
-        cand = (ident, component(rep, d, 4, 1).strip(), component(rep, d, 5).strip())
+        if plain:
+            parts = rep.split(cs, 5)
+            ident = parts[0].strip()
+            if not ident:
+                continue
+            n = len(parts)
+            cand = (ident, parts[3].strip() if n > 3 else "", parts[4].strip() if n > 4 else "")
+        else:
+            ident = component(rep, d, 1).strip()
+            if not ident:
+                continue
+            cand = (ident, component(rep, d, 4, 1).strip(), component(rep, d, 5).strip())
         if first_any is None:
             first_any = cand
         if cand[2].upper() in types:
+            if not authorities:
+                return cand  # the first typed repetition wins
             typed.append(cand)
     if typed:
-        for authority in config.identifier_authorities:
+        for authority in authorities:
             wanted = authority.upper()
             for cand in typed:
                 if cand[1].upper() == wanted:
@@ -58,10 +80,13 @@ def parse_patient(
     location = facility = service = ""
     if pv1 is not None:
         pv13 = field(pv1, 3)
-        if pv13:
-            parts = (component(pv13, d, i, 1).strip() for i in (1, 2, 3))
-            location = "/".join(p for p in parts if p)
-            facility = component(pv13, d, 4, 1).strip()
+        if d.repetition in pv13 or d.subcomponent in pv13 or d.escape in pv13:
+            parts = [component(pv13, d, i, 1) for i in (1, 2, 3, 4)]
+        else:  # plain text: components are the pieces between component separators
+            parts = pv13.split(d.component, 4)
+            parts += ("", "", "")
+        location = "/".join(filter(None, (parts[0].strip(), parts[1].strip(), parts[2].strip())))
+        facility = parts[3].strip()
         service = component(field(pv1, 10), d, 1).strip()
     return Patient(
         id=ident,

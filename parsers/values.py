@@ -34,6 +34,14 @@ def parse_value(value_type: str, raw: str, d: Delimiters) -> tuple[float | None,
 
     Never raises: an unreadable value is value None, not an error.
     """
+    if value_type in _TEXT_TYPES and raw and not _has_delimiter(raw, d):
+        # The usual NM result ("9.6"): one repetition of one component, nothing escaped, so
+        # value_text is the raw text and the general reading below reduces to this.
+        m = _NUMBER.fullmatch(raw)
+        if m is None:
+            return None, "", raw
+        number = float(m.group(2))
+        return (number, m.group(1) or "", raw) if math.isfinite(number) else (None, "", raw)
     reps = repetitions(raw, d)
     if value_type == "SN":
         parts = components(reps[0], d) if reps else []
@@ -57,3 +65,7 @@ def parse_value(value_type: str, raw: str, d: Delimiters) -> tuple[float | None,
     if not math.isfinite(number):  # hundreds of digits overflow to inf: not a result
         return None, "", text
     return number, m.group(1) or "", text
+
+
+def _has_delimiter(raw: str, d: Delimiters) -> bool:
+    return d.component in raw or d.repetition in raw or d.subcomponent in raw or d.escape in raw

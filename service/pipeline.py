@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -28,18 +28,28 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from alerts.catalog import DrugCatalog, LabCatalog
-from alerts.model import RuleConfig
+from alerts.model import RULE_INTERACTION, AlertState, RuleConfig
+from alerts.monitoring import MonitoringConfig
 from alerts.notification import Notification
 from alerts.planning import plan_notifications
 from alerts.rules import evaluate_patient
+from alerts.trends import (
+    DEFAULT_DROP_FRACTION,
+    RULE_TREND,
+    plan_trend_notifications,
+    trend_findings,
+)
 from parsers import (
     Ignored,
     LabReport,
     ParseError,
     ParserConfig,
+    PatientMerge,
     PharmacyOrder,
     parse_message,
 )
+from parsers import Patient as PatientEvent
+from service import merges as merges_module
 from service import store
 from service.alerting import Delivery, apply_plans
 from service.clock import Clock, MessageClock, WallClock
@@ -90,6 +100,8 @@ class Clinical:
     rules: RuleConfig
     parser: ParserConfig
     history_days: int
+    trend_drop_fraction: float = DEFAULT_DROP_FRACTION
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
 
 @dataclass
@@ -98,7 +110,7 @@ class _Staged:
 
     item: Incoming
     now: datetime
-    parsed: LabReport | PharmacyOrder | None = None
+    parsed: LabReport | PharmacyOrder | PatientMerge | None = None
     drug_class: str = ""
     result: Processed | None = None  # decided without the database (ignored, dead letter)
     dead_letter: dict[str, Any] | None = None  # row for the dead-letter table
@@ -172,6 +184,8 @@ class Pipeline:
             problem = self._unit_problem(parsed)
             if problem:
                 return self._reject(staged, "unit", problem, header.control_id)
+        elif isinstance(parsed, PatientMerge):
+            pass
         else:
             drug = self.clinical.drugs.get(parsed.order.drug) if parsed.order.drug else None
             if drug is None:
@@ -229,16 +243,21 @@ class Pipeline:
         wall = self.wall_clock.now()
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             fresh = self._claim(session, staged, wall)
-            events = {s.parsed.patient.id: s.parsed.patient for s in fresh if s.parsed}
+            self._follow_aliases(session, fresh)
+            events = {_patient(s.parsed).id: _patient(s.parsed) for s in fresh if s.parsed}
             patients = store.lock_patients(session, events, wall)
+            merges: list[_Staged] = []
             results: list[dict[str, Any]] = []
             orders: list[dict[str, Any]] = []
             candidates: dict[str, list[_Staged]] = {}  # patient → its messages that may matter
             for s in fresh:
                 parsed = s.parsed
                 assert parsed is not None
-                patient = patients[parsed.patient.id]
-                if isinstance(parsed, LabReport):
+                patient = patients[_patient(parsed).id]
+                if isinstance(parsed, PatientMerge):
+                    merges.append(s)
+                    matters = False
+                elif isinstance(parsed, LabReport):
                     results += store.result_rows(
                         patient.patient_id, parsed.results, parsed.header, s.now
                     )
@@ -257,6 +276,15 @@ class Pipeline:
                     candidates.setdefault(patient.patient_id, []).append(s)
             store.upsert_results(session, results)
             store.insert_orders(session, orders)
+            for s in merges:
+                merge = s.parsed
+                assert isinstance(merge, PatientMerge)
+                survivor = patients[merge.surviving.id]
+                if merges_module.merge_patients(
+                    session, survivor, merge.prior_ids, merge.header.control_id, wall
+                ):
+                    # Re-evaluate: the merged history may hold an interaction neither had.
+                    candidates.setdefault(survivor.patient_id, []).append(s)
             store.insert_dead_letters(
                 session, [s.dead_letter for s in staged if s.dead_letter is not None]
             )
@@ -265,6 +293,15 @@ class Pipeline:
                 patient = patients[patient_id]
                 if patient.has_iron and patient.has_antiresorptive:
                     self._evaluate_in_order(session, patient, candidates[patient_id])
+
+    def _follow_aliases(self, session: Session, fresh: list[_Staged]) -> None:
+        """File messages sent under a merged-away identifier under the surviving patient."""
+        aliases = merges_module.resolve_aliases(
+            session, {_patient(s.parsed).id for s in fresh if s.parsed}
+        )
+        for s in fresh:
+            if s.parsed is not None and _patient(s.parsed).id in aliases:
+                s.parsed = _refiled(s.parsed, aliases[_patient(s.parsed).id])
 
     def _claim(self, session: Session, staged: list[_Staged], now: datetime) -> list[_Staged]:
         """Mark messages processed; return those new (not seen before, not repeated here)."""
@@ -320,8 +357,21 @@ class Pipeline:
         clinical = self.clinical
         history = store.load_history(session, patient, now, clinical.history_days, hidden)
         findings = evaluate_patient(history, clinical.drugs, clinical.labs, clinical.rules, now)
-        previous = {key: store.alert_state(row) for key, row in alerts.items()}
-        plans = plan_notifications(previous, findings)
+        trends = trend_findings(
+            history,
+            clinical.drugs,
+            clinical.labs,
+            clinical.rules,
+            now,
+            drop_fraction=clinical.trend_drop_fraction,
+            baseline_days_before=clinical.monitoring.baseline_days_before,
+        )
+
+        def states(rule: str) -> dict[str, AlertState]:
+            return {k: store.alert_state(r) for k, r in alerts.items() if r.rule == rule}
+
+        plans = plan_notifications(states(RULE_INTERACTION), findings)
+        plans += plan_trend_notifications(states(RULE_TREND), trends, findings)
         if not plans:
             return []
         return apply_plans(
@@ -382,6 +432,20 @@ class Pipeline:
                         "dedup_key": notification.dedup_key,
                     },
                 )
+
+
+def _patient(parsed: LabReport | PharmacyOrder | PatientMerge) -> PatientEvent:
+    return parsed.surviving if isinstance(parsed, PatientMerge) else parsed.patient
+
+
+def _refiled(
+    parsed: LabReport | PharmacyOrder | PatientMerge, patient_id: str
+) -> LabReport | PharmacyOrder | PatientMerge:
+    """The same message filed under another patient id (a merged-away identifier's survivor)."""
+    patient = replace(_patient(parsed), id=patient_id)
+    if isinstance(parsed, PatientMerge):
+        return replace(parsed, surviving=patient)
+    return replace(parsed, patient=patient)
 
 
 def sniff_control_id(raw: bytes) -> str:

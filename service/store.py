@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from alerts.model import (
     ANALYTE_ALBUMIN,
@@ -301,13 +301,13 @@ def load_history(
     processing would.
     """
     orders = session.execute(
-        select(MedicationOrderRow).where(MedicationOrderRow.patient_id == patient.patient_id)
+        select(MedicationOrderRow).where(col(MedicationOrderRow.patient_id) == patient.patient_id)
     ).scalars()
     since = now - timedelta(days=history_days)
     results = session.execute(
         select(LabResultRow).where(
-            LabResultRow.patient_id == patient.patient_id,
-            LabResultRow.observed_at >= since,
+            col(LabResultRow.patient_id) == patient.patient_id,
+            col(LabResultRow.observed_at) >= since,
             LabResultRow.analyte.in_(EVALUATED_ANALYTES),  # type: ignore[attr-defined]
         )
     ).scalars()
@@ -349,7 +349,9 @@ def load_history(
 
 
 def load_alerts(session: Session, patient_id: str) -> dict[str, Alert]:
-    rows = session.execute(select(Alert).where(Alert.patient_id == patient_id)).scalars()
+    rows = session.execute(
+        select(Alert).where(col(Alert.patient_id) == patient_id, col(Alert.status) != "merged")
+    ).scalars()
     return {row.dedup_key: row for row in rows}
 
 
@@ -363,4 +365,6 @@ def alert_state(row: Alert) -> AlertState:
 
 
 def touch_patient(session: Session, patient_id: str, now: datetime) -> None:
-    session.execute(update(Patient).where(Patient.patient_id == patient_id).values(updated_at=now))
+    session.execute(
+        update(Patient).where(col(Patient.patient_id) == patient_id).values(updated_at=now)
+    )

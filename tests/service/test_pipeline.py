@@ -202,3 +202,91 @@ def test_one_poison_message_does_not_sink_its_batch(pipeline, clock) -> None:
     assert outcomes[1] is Outcome.STORED and len(results[1].notifications) == 1
     if pipeline.engine.dialect.name == "postgresql":
         assert outcomes[0] is Outcome.DEAD_LETTER and results[0].error_class == "processing"
+
+
+def merge(surviving: str, prior: str, sent: datetime, trigger: str = "A40") -> bytes:
+    segments = [
+        f"MSH|^~\\&|ADT|GENERAL HOSPITAL|LABSENTINEL|GH|{sent:%Y%m%d%H%M%S}||ADT^{trigger}|"
+        f"M{sent:%H%M%S%f}|P|2.5.1",
+        f"EVN|{trigger}|{sent:%Y%m%d%H%M%S}",
+        f"PID|1||{surviving}^^^GH^MR||TESTPATIENT^ALPHA",
+        f"MRG|{prior}^^^GH^MR",
+    ]
+    return "\r".join(segments).encode()
+
+
+def test_merge_reveals_an_interaction_split_across_two_identifiers(pipeline, clock) -> None:
+    # Denosumab was filed under a temporary MRN; iron and the low phosphate under the real one.
+    temporary = "MRN00000099"
+    feed(
+        pipeline,
+        clock,
+        (
+            T0 - timedelta(days=14),
+            rde(temporary, T0 - timedelta(days=14), drug=DENOSUMAB, route="SC"),
+        ),
+    )
+    d14 = T0 + timedelta(days=14)
+    feed(pipeline, clock, (T0, rde(MRN, T0)), (d14, oru(MRN, d14, value="1.4")))
+    assert notifications(pipeline) == []
+    (merged,) = feed(pipeline, clock, (d14 + timedelta(hours=1), merge(MRN, temporary, d14)))
+    assert [(n.event, n.patient_id) for n in merged.notifications] == [("alert", MRN)]
+    # A late result sent under the merged-away MRN is filed under the survivor: an update.
+    d15 = d14 + timedelta(days=1)
+    (late,) = feed(pipeline, clock, (d15, oru(temporary, d15, value="0.8")))
+    assert [(n.event, n.patient_id) for n in late.notifications] == [("update", MRN)]
+
+
+def test_merge_does_not_repage_an_alert_already_sent(pipeline, clock) -> None:
+    exposure(pipeline, clock)
+    d14 = T0 + timedelta(days=14)
+    feed(pipeline, clock, (d14, oru(MRN, d14, value="1.4")))
+    # The alerted patient is merged into a new surviving MRN: the alert moves, silently.
+    (merged,) = feed(
+        pipeline, clock, (d14 + timedelta(hours=2), merge("MRN00000777", MRN, d14, trigger="A18"))
+    )
+    assert merged.notifications == []
+    with Session(pipeline.engine) as session:
+        (alert,) = session.exec(select(Alert)).all()
+    assert (alert.patient_id, alert.status) == ("MRN00000777", "open")
+
+
+def test_a_steep_fall_from_baseline_warns_before_the_absolute_threshold(pipeline, clock) -> None:
+    exposure(pipeline, clock)
+    baseline = T0 - timedelta(days=2)
+    feed(pipeline, clock, (baseline, oru(MRN, baseline, value="4.0", order="BASE")))
+    d10 = T0 + timedelta(days=10)
+    # 2.7 mg/dL is above every absolute threshold but 32 % below the pre-iron 4.0.
+    (result,) = feed(pipeline, clock, (d10, oru(MRN, d10, value="2.7", order="FALL")))
+    assert [(n.rule, n.event, n.severity) for n in result.notifications] == [
+        ("iron-antiresorptive-trend", "alert", "warning")
+    ]
+
+
+def test_ras_administration_time_overrides_the_scheduled_dose(pipeline, clock) -> None:
+    # Iron ordered for day 0, actually given on day 5 (RXA-3): the window starts on day 5, so
+    # a low phosphate on day 31 (26 days after the real dose) still pages.
+    feed(
+        pipeline,
+        clock,
+        (T0 - timedelta(days=14), rde(MRN, T0 - timedelta(days=14), drug=DENOSUMAB, route="SC")),
+    )
+    feed(pipeline, clock, (T0, rde(MRN, T0, order="IRON1")))
+    given = T0 + timedelta(days=5)
+    ras = "\r".join(
+        [
+            f"MSH|^~\\&|PHARM|GENERAL HOSPITAL|LABSENTINEL|GH|{given:%Y%m%d%H%M%S}||RAS^O17|"
+            "RAS0001|P|2.5.1",
+            f"PID|1||{MRN}^^^GH^MR",
+            "ORC|RE|IRON1|IRON1F",
+            f"RXA|0|1|{given:%Y%m%d%H%M%S}|{given:%Y%m%d%H%M%S}|"
+            "1435169^Ferric carboxymaltose 750 mg/15 mL^RXNORM|750|mg",
+            "RXR|IV",
+        ]
+    ).encode()
+    feed(pipeline, clock, (given, ras))
+    d31 = T0 + timedelta(days=31)
+    (result,) = feed(pipeline, clock, (d31, oru(MRN, d31, value="1.5")))
+    assert [n.event for n in result.notifications] == ["alert"]
+    assert result.notifications[0].iron is not None
+    assert result.notifications[0].iron.days_since == 26
