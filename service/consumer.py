@@ -19,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,11 +81,13 @@ class Consumer:
         pipeline: Pipeline,
         engine: Engine,
         outage_max_s: float = 0,
+        on_notifications: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.engine = engine
         self.outage_max_s = outage_max_s
+        self.on_notifications = on_notifications  # e.g. wake the dispatcher
         self.state = ConsumerState()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -172,6 +175,8 @@ class Consumer:
             await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
             self._positions.update(offsets)
             self.state.last_commit_at = time.perf_counter()
+            if self.on_notifications and any(r.notifications for r in results):
+                self.on_notifications()
         except CommitFailedError:
             # The group rebalanced under us; the new owner re-reads these messages and the
             # database's de-duplication makes that harmless.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -25,6 +26,7 @@ class Daemon:
             app.pipeline,
             app.engine,
             outage_max_s=app.settings.database.outage_max_s,
+            on_notifications=app.dispatcher.wake,
         )
         # The HTTP API, the scheduler, ...: see service.components.
         self.components = build_components(self) if with_components else []
@@ -52,10 +54,9 @@ class Daemon:
 def install_signal_handlers(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        # Not possible outside the main thread (tests run the daemon in a worker loop).
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
-            pass
 
 
 async def run_daemon(settings: Settings, pages_out: Path | None = None) -> None:

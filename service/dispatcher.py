@@ -23,7 +23,6 @@ plus a lease, so a row is sent by one instance at a time and a crashed instance'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -98,6 +97,12 @@ class Dispatcher:
         self.stats = DispatchStats()
         # Set by service.escalation.install_paging: fallback route and page identity.
         self.paging: Paging | None = None
+        # Set when the pipeline has queued notifications, so they leave now, not next poll.
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Deliver without waiting for the next poll (thread-safe only from the loop)."""
+        self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver due rows until ``stop`` is set; finishes the round in flight first."""
@@ -110,10 +115,21 @@ class Dispatcher:
                     log.warning("dispatch round failed", extra={"error": type(exc).__name__})
                     handled = 0
                 if handled == 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self.settings.poll_interval_s)
+                    await self._idle(stop)
         finally:
             self.running = False
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait for the poll interval, a wake-up or stop, whichever comes first."""
+        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
+        try:
+            await asyncio.wait(
+                waiters, timeout=self.settings.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            self._wake.clear()
 
     async def drain(self, max_rounds: int = 10_000) -> DispatchStats:
         """Deliver everything due now (used by replay and demo); returns totals."""
@@ -255,6 +271,9 @@ class Dispatcher:
                     item.channel, result.outcome.value, result.status_class or "none"
                 ).inc()
                 metrics.delivery_seconds.labels(item.channel).observe(attempt.seconds)
+                if result.outcome is Outcome.DELIVERED:
+                    handed_at = now - timedelta(seconds=attempt.seconds)
+                    metrics.observe_handed_to_transport(item.notification, handed_at)
                 self._log(item, result, final_state)
 
     def _next_state(self, row: OutboxRow, result: DeliveryResult, now: datetime) -> str:
