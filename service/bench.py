@@ -90,7 +90,10 @@ async def _raw_consume(settings: Settings, expected: int) -> float:
     seen, started = 0, None
     try:
         while seen < expected:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            # The daemon's own batch size, so the ratio compares like with like.
+            batch = await consumer.getmany(
+                timeout_ms=1000, max_records=settings.kafka.max_batch_records
+            )
             if batch and started is None:
                 started = time.perf_counter()
             seen += sum(len(records) for records in batch.values())
@@ -213,8 +216,10 @@ def run_bench(
             paced_id = uuid.uuid4().hex[:8]
             paced = _settings(config, base, bootstrap, paced_id, database_url)
             size = max(rate * 10, planted * 40)
+            paced_planted = max(planted, 50)  # enough samples for a p99
             paced_feed = generate_feed(
-                messages=size, patients=max(patients // 10, planted * 4), planted=planted,
+                messages=size, patients=max(patients // 10, paced_planted * 4),
+                planted=paced_planted,
                 seed=29, start=start, oru_topic=paced.kafka.topics[0],
                 rde_topic=paced.kafka.topics[1],
             )  # fmt: skip

@@ -101,6 +101,7 @@ class Consumer:
             enable_auto_commit=False,
             auto_offset_reset=self.settings.auto_offset_reset,
             session_timeout_ms=self.settings.session_timeout_ms,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
             **options,
         )
         producer = AIOKafkaProducer(acks="all", **options)

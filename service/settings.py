@@ -88,6 +88,9 @@ class KafkaSettings(_Section):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_batch_records: int = Field(default=500, ge=1, le=100_000)
     fetch_timeout_ms: int = Field(default=500, ge=10, le=60_000)
+    # How long the broker may hold a fetch waiting for data: bounds detection latency when the
+    # feed is quiet (aiokafka's default is 500 ms).
+    fetch_max_wait_ms: int = Field(default=100, ge=0, le=60_000)
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
