@@ -83,12 +83,8 @@ def parse_header(segment: str, tz: tzinfo) -> tuple[Delimiters, MessageHeader]:
         raise ParseError("missing message type", "MSH", "MSH-9")
     if not control_id:
         raise ParseError("missing message control id", "MSH", "MSH-10")
-    header = MessageHeader(
-        message_type=f"{kind}^{trigger}" if trigger else kind,
-        control_id=control_id,
-        sending_application=application,
-        sending_facility=facility,
-        message_time=parse_timestamp(time_text, tz, "MSH", "MSH-7"),
-        version=version,
-    )
+    message_time = parse_timestamp(time_text, tz, "MSH", "MSH-7")
+    message_type = f"{kind}^{trigger}" if trigger else kind
+    # Positional, in field order: keywords cost more on a frozen dataclass.
+    header = MessageHeader(message_type, control_id, application, facility, message_time, version)
     return d, header

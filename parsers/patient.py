@@ -88,11 +88,6 @@ def parse_patient(
         location = "/".join(filter(None, (parts[0].strip(), parts[1].strip(), parts[2].strip())))
         facility = parts[3].strip()
         service = component(field(pv1, 10), d, 1).strip()
-    return Patient(
-        id=ident,
-        authority=authority,
-        id_type=id_type,
-        location=location,
-        facility=facility,
-        service=service,
-    )
+    # Positional (id, authority, id_type, location, facility, service): keywords cost more
+    # than the rest of this function on a frozen dataclass.
+    return Patient(ident, authority, id_type, location, facility, service)

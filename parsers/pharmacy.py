@@ -8,7 +8,7 @@ one segment split and return Ignored.
 from __future__ import annotations
 
 from parsers.config import ParserConfig
-from parsers.encoding import Delimiters, component, field
+from parsers.encoding import Delimiters, component, field, is_plain
 from parsers.errors import ParseError
 from parsers.events import Ignored, MedicationOrder, MessageHeader, PharmacyOrder
 from parsers.patient import parse_patient
@@ -44,6 +44,12 @@ def _order_group(segments: list[str], fs: str) -> tuple[int, int] | None:
 
 def _classify(code_field: str, d: Delimiters, config: ParserConfig) -> str | None:
     """Catalog key for a CE/CWE drug code (codes .1/.4, names .2/.5); None if untracked."""
+    if is_plain(code_field, d):  # the usual case: components are the split pieces
+        parts = code_field.split(d.component, 5)
+        parts += ("", "", "", "")
+        codes = list(filter(None, (parts[0].strip(), parts[3].strip())))
+        names = list(filter(None, (parts[1].strip(), parts[4].strip())))
+        return config.classify_drug(codes, names) if codes or names else None
     codes = [
         c for c in (component(code_field, d, 1).strip(), component(code_field, d, 4).strip()) if c
     ]
@@ -121,7 +127,7 @@ def parse_rde(
         ),
     )
     pid, pv1 = _patient_fields(segments, fs)
-    return PharmacyOrder(header=header, patient=parse_patient(pid, pv1, d, config), order=order)
+    return PharmacyOrder(header, parse_patient(pid, pv1, d, config), order)
 
 
 def parse_ras(
@@ -176,4 +182,4 @@ def parse_ras(
         administered=True,
     )
     pid, pv1 = _patient_fields(segments, fs)
-    return PharmacyOrder(header=header, patient=parse_patient(pid, pv1, d, config), order=order)
+    return PharmacyOrder(header, parse_patient(pid, pv1, d, config), order)
