@@ -16,23 +16,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
+import os
 import resource
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from sqlalchemy import select
+from sqlmodel import Session, col
 
+from alerts.model import RULE_INTERACTION
 from alerts.notification import Notification
 from alerts.pagers.base import DeliveryResult
 from service.bootstrap import build_app
 from service.broker import EmbeddedBroker
 from service.clock import MessageClock
 from service.consumer import kafka_options
-from service.daemon import run_until_consumed
-from service.db.engine import is_sqlite
+from service.daemon import Daemon, run_until_consumed
+from service.db.engine import is_sqlite, make_engine
+from service.db.models import Alert
 from service.feedgen import Feed, generate_feed
 from service.settings import Settings, load_settings
 from service.topics import ensure_topics, produce
@@ -52,6 +60,11 @@ class RecordingPager:
 
     async def close(self) -> None:
         return None
+
+
+def _standing_in(settings: Settings, pager: RecordingPager) -> dict[str, RecordingPager]:
+    """The recording transport in place of every channel (routes page over team channels)."""
+    return {name: pager for name in settings.channels}
 
 
 def _settings(
@@ -102,29 +115,45 @@ async def _raw_consume(settings: Settings, expected: int) -> float:
         await consumer.stop()
 
 
-async def _throughput(settings: Settings, feed: Feed) -> dict[str, Any]:
+async def _publish(settings: Settings, feed: Feed) -> float:
+    """Produce the feed; return the plain aiokafka consume rate of it (the ceiling)."""
     options = kafka_options(settings.kafka)
-    await ensure_topics(options, [*settings.kafka.topics, settings.kafka.dead_letter_topic])
+    topics = [*settings.kafka.topics, settings.kafka.dead_letter_topic]
+    await ensure_topics(options, topics, partitions=6)
     await produce(options, ((r.topic, r.key, r.value) for r in feed.records))
-    raw = await _raw_consume(settings, len(feed.records))
-    pager = RecordingPager()
-    app = build_app(settings, clock=MessageClock(), transports={"bench": pager})
-    try:
-        daemon = await run_until_consumed(app, len(feed.records), timeout_s=3600)
-    finally:
-        app.close()
-    state = daemon.consumer.state
-    seconds = (state.last_commit_at or 0) - (state.first_fetch_at or 0)
+    return await _raw_consume(settings, len(feed.records))
+
+
+def _throughput(config: str | None, settings: Settings, feed: Feed) -> dict[str, Any]:
+    """One daemon process over the feed, measured like the scale-out run."""
+    raw = asyncio.run(_publish(settings, feed))
+    run = _run_instances(config, settings, len(feed.records), 1)
+    rate = run["msgs_per_s"]
     return {
-        "messages": state.records,
-        "seconds": round(seconds, 3),
-        "msgs_per_s": round(state.records / seconds, 1) if seconds > 0 else None,
+        "messages": len(feed.records),
+        "seconds": run["seconds"],
+        "msgs_per_s": rate,
         "raw_consume_msgs_per_s": round(raw, 1),
-        "ratio_to_raw": round(state.records / seconds / raw, 3) if seconds > 0 else None,
+        "ratio_to_raw": round(rate / raw, 3),
         "planted": len(feed.planted),
-        "detected": len({(c.patient_id, c.analyte) for c in feed.planted} & set(pager.handed)),
-        "outcomes": dict(state.outcomes),
+        "detected": _detected(settings, feed),
     }
+
+
+def _detected(settings: Settings, feed: Feed) -> int:
+    """Planted (patient, analyte) pairs with a paging alert in the database."""
+    engine = make_engine(settings.database.url)
+    try:
+        with Session(engine) as session:
+            rows = session.execute(
+                select(col(Alert.patient_id), col(Alert.analyte)).where(
+                    col(Alert.rule) == RULE_INTERACTION,
+                    col(Alert.severity).in_(("high", "critical")),
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return len({(c.patient_id, c.analyte) for c in feed.planted} & {tuple(r) for r in rows})
 
 
 async def _latency(settings: Settings, feed: Feed, rate: int) -> dict[str, Any]:
@@ -132,7 +161,7 @@ async def _latency(settings: Settings, feed: Feed, rate: int) -> dict[str, Any]:
     options = kafka_options(settings.kafka)
     await ensure_topics(options, [*settings.kafka.topics, settings.kafka.dead_letter_topic])
     pager = RecordingPager()
-    app = build_app(settings, clock=MessageClock(), transports={"bench": pager})
+    app = build_app(settings, clock=MessageClock(), transports=_standing_in(settings, pager))
     planted_patients = {c.patient_id for c in feed.planted}
     produced_at: dict[str, float] = {}  # patient → when its latest record was produced
     page_cause: dict[tuple[str, str], float] = {}
@@ -180,6 +209,85 @@ async def _latency(settings: Settings, feed: Feed, rate: int) -> dict[str, Any]:
     }
 
 
+def _instance_main(config: str | None, overrides: dict[str, Any], stop_file: str) -> None:
+    """One daemon process of a scale-out run (multiprocessing target)."""
+    settings = load_settings(config, overrides=overrides)
+
+    async def run() -> None:
+        pager = RecordingPager()
+        app = build_app(settings, clock=MessageClock(), transports=_standing_in(settings, pager))
+        daemon = Daemon(app, with_components=False)
+        task = asyncio.create_task(daemon.run())
+        while not os.path.exists(stop_file) and not task.done():
+            await asyncio.sleep(0.1)
+        daemon.stop.set()
+        await task
+        app.close()
+
+    asyncio.run(run())
+
+
+async def _group_done(settings: Settings, total: int) -> int:
+    """Messages committed by the consumer group, over all partitions.
+
+    Asked through a consumer of the group that never joins it (the embedded broker does not
+    answer the admin client's offset request)."""
+    consumer = AIOKafkaConsumer(
+        group_id=settings.kafka.group_id, enable_auto_commit=False, **kafka_options(settings.kafka)
+    )
+    await consumer.start()
+    try:
+        done = 0
+        for topic in settings.kafka.topics:
+            for partition in consumer.partitions_for_topic(topic) or ():
+                committed = await consumer.committed(TopicPartition(topic, partition))
+                done += committed or 0
+        return done
+    finally:
+        await consumer.stop()
+
+
+def _run_instances(
+    config: str | None, settings: Settings, total: int, instances: int
+) -> dict[str, Any]:
+    """N daemon processes in one consumer group over already-produced topics.
+
+    Timed from the group's first commit to its last (process start-up and the group join are
+    not throughput, as the raw consume is timed from its first fetch).
+    """
+    # Migrate once before the instances start (they would serialise on the lock anyway).
+    build_app(settings, transports=_standing_in(settings, RecordingPager())).close()
+    overrides = json.loads(settings.model_dump_json(include={"database", "kafka", "routing",
+                                                             "channels", "api"}))  # fmt: skip
+    stop_file = tempfile.mktemp(prefix="labsentinel-bench-stop-")
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_instance_main, args=(config, overrides, stop_file))
+        for _ in range(instances)
+    ]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    first_commit = None
+    try:
+        while True:
+            done = asyncio.run(_group_done(settings, total))
+            if done and first_commit is None:
+                first_commit = time.perf_counter()
+            if done >= total:
+                break
+            if time.perf_counter() - started > 3600:
+                raise TimeoutError(f"run committed {done}/{total}")
+            time.sleep(0.1)
+        seconds = time.perf_counter() - (first_commit or started)
+    finally:
+        Path(stop_file).touch()
+        for worker in workers:
+            worker.join(60)
+        Path(stop_file).unlink(missing_ok=True)
+    return {"seconds": round(seconds, 3), "msgs_per_s": round(total / seconds, 1)}
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -196,6 +304,7 @@ def run_bench(
     rate: int | None,
     bootstrap_servers: str | None,
     config: str | None = None,
+    instances: int = 0,
 ) -> dict[str, Any]:
     base = load_settings(config)
     run_id = uuid.uuid4().hex[:8]
@@ -211,7 +320,26 @@ def run_bench(
             oru_topic=settings.kafka.topics[0], rde_topic=settings.kafka.topics[1],
         )  # fmt: skip
         print("bench: throughput run", flush=True)
-        result = asyncio.run(_throughput(settings, feed))
+        result = _throughput(config, settings, feed)
+        if instances:
+            print(f"bench: scale-out run, {instances} processes in one group", flush=True)
+            group = _settings(config, base, bootstrap, uuid.uuid4().hex[:8], database_url)
+            group_feed = generate_feed(
+                messages=messages, patients=patients, planted=planted, seed=23, start=start,
+                oru_topic=group.kafka.topics[0], rde_topic=group.kafka.topics[1], keyed=False,
+            )  # fmt: skip
+            asyncio.run(_publish(group, group_feed))
+            run = _run_instances(config, group, len(group_feed.records), instances)
+            result |= {
+                "instances": instances,
+                "instances_msgs_per_s": run["msgs_per_s"],
+                "scale_out": round(run["msgs_per_s"] / result["msgs_per_s"], 2),
+            }
+        # The daemon processes' peak: the largest child so far (the broker, also a child, is
+        # only counted once it has been reaped, at the end).
+        result["peak_rss_mb"] = round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        )
         if rate:
             paced_id = uuid.uuid4().hex[:8]
             paced = _settings(config, base, bootstrap, paced_id, database_url)
@@ -228,7 +356,6 @@ def run_bench(
     finally:
         if broker is not None:
             broker.stop()
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["database"] = "sqlite" if is_sqlite(database_url) else "postgresql"
     return result
 

@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--database-url", help="default: sqlite:///labsentinel-bench.db")
     bench.add_argument("--rate", type=int, help="also a paced run at N msg/s for latency")
     bench.add_argument("--bootstrap-servers", help="use this broker instead of the embedded one")
+    bench.add_argument(
+        "--instances", type=int, default=0, help="also run N daemon processes in one group"
+    )
 
     for module in _command_modules():
         module.register(sub, _config_args)
@@ -156,6 +159,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             rate=args.rate,
             bootstrap_servers=args.bootstrap_servers,
             config=str(args.config) if args.config else None,
+            instances=args.instances,
         )
         print(main_json(result))
         return 0 if result.get("detected") == result.get("planted") else 1
@@ -164,7 +168,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     logs.configure(settings.logging.level, settings.logging.format)
     if args.command == "check-config":
         from service.bootstrap import build_clinical, build_delivery, channel_settings
-
         from service.escalation import paging_for
 
         build_clinical(settings)
