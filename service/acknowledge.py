@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from alerts.notification import notification_from_json
 from service import acks, paging_metrics
@@ -73,7 +73,7 @@ def acknowledge(
     queued_at = datetime.now(UTC)
     with Session(engine, expire_on_commit=False) as session, session.begin():
         row = session.execute(
-            select(Alert).where(Alert.id == alert_id).with_for_update()
+            select(Alert).where(col(Alert.id) == alert_id).with_for_update()
         ).scalar_one_or_none()
         if row is None:
             raise AlertNotFound(alert_id)
@@ -121,18 +121,25 @@ def _queue_acknowledged(
     """Queue the ``acknowledged`` notification to the routes that got the pages."""
     last = session.execute(
         select(NotificationRow)
-        .where(NotificationRow.alert_id == row.id)
-        .order_by(NotificationRow.id.desc())  # type: ignore[union-attr]
+        .where(col(NotificationRow.alert_id) == row.id)
+        .order_by(col(NotificationRow.id).desc())
         .limit(1)
     ).scalar_one_or_none()
     if last is None:
         return None
     routes = session.execute(
-        select(OutboxRow.channel, OutboxRow.recipient, OutboxRow.created_at, OutboxRow.deadline_at)
-        .join(NotificationRow, NotificationRow.notification_id == OutboxRow.notification_id)
+        select(
+            col(OutboxRow.channel),
+            col(OutboxRow.recipient),
+            col(OutboxRow.created_at),
+            col(OutboxRow.deadline_at),
+        )
+        .join(
+            NotificationRow, col(NotificationRow.notification_id) == col(OutboxRow.notification_id)
+        )
         .where(
-            NotificationRow.alert_id == row.id,
-            NotificationRow.event.in_(PAGE_EVENTS),  # type: ignore[attr-defined]
+            col(NotificationRow.alert_id) == row.id,
+            col(NotificationRow.event).in_(PAGE_EVENTS),
         )
     ).all()
     # Imported here: service.alerting imports this module's ack_link.

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from alerts.catalog import DrugCatalog
 from alerts.model import ANALYTE_CORRECTED_CALCIUM, Finding, NotificationPlan
@@ -149,7 +149,8 @@ def apply_plans(
             finding = plan.finding
             assert finding is not None, "alert and update plans carry a finding"
             if row is None:
-                row = Alert(dedup_key=finding.dedup_key, created_at=now)
+                # A table model does not validate on construction; _copy_finding fills the rest.
+                row = Alert(dedup_key=finding.dedup_key, created_at=now)  # type: ignore[call-arg]
                 alerts[finding.dedup_key] = row
             _copy_finding(row, finding, location, drugs, now)
             row.status = "worklist" if finding.backfilled and row.status != "open" else "open"
@@ -195,7 +196,7 @@ def _apply_paging(
     if event in ("alert", "update"):
         if event == "alert" or not row.team:
             patient = session.execute(
-                select(Patient).where(Patient.patient_id == row.patient_id)
+                select(Patient).where(col(Patient.patient_id) == row.patient_id)
             ).scalar_one_or_none()
             subject = Subject(
                 rule=row.rule,
@@ -304,18 +305,20 @@ def previous_routes(session: Session, row: Alert) -> tuple[list[tuple[str, str]]
     """(channel, recipient) pairs and JSON recipients of the alert's earlier pages (for the
     resolved and acknowledged notices: they go to whoever was paged)."""
     pairs = session.execute(
-        select(OutboxRow.channel, OutboxRow.recipient)
-        .join(NotificationRow, NotificationRow.notification_id == OutboxRow.notification_id)
+        select(col(OutboxRow.channel), col(OutboxRow.recipient))
+        .join(
+            NotificationRow, col(NotificationRow.notification_id) == col(OutboxRow.notification_id)
+        )
         .where(
-            NotificationRow.alert_id == row.id,
-            NotificationRow.event.in_(PAGE_EVENTS),  # type: ignore[attr-defined]
+            col(NotificationRow.alert_id) == row.id,
+            col(NotificationRow.event).in_(PAGE_EVENTS),
         )
         .distinct()
     ).all()
     payloads = session.execute(
-        select(NotificationRow.payload).where(
-            NotificationRow.alert_id == row.id,
-            NotificationRow.event.in_(PAGE_EVENTS),  # type: ignore[attr-defined]
+        select(col(NotificationRow.payload)).where(
+            col(NotificationRow.alert_id) == row.id,
+            col(NotificationRow.event).in_(PAGE_EVENTS),
         )
     ).scalars()
     recipients: dict[str, None] = {}
@@ -331,14 +334,14 @@ def active_silence(session: Session, row: Alert, now: datetime) -> Silence | Non
         session.execute(
             select(Silence)
             .where(
-                Silence.expired_at.is_(None),  # type: ignore[union-attr]
-                Silence.created_at <= now,
-                Silence.expires_at > now,
-                or_(Silence.patient_id == "", Silence.patient_id == row.patient_id),
-                or_(Silence.unit == "", Silence.unit == unit),
-                or_(Silence.rule == "", Silence.rule == row.rule),
+                col(Silence.expired_at).is_(None),
+                col(Silence.created_at) <= now,
+                col(Silence.expires_at) > now,
+                or_(col(Silence.patient_id) == "", col(Silence.patient_id) == row.patient_id),
+                or_(col(Silence.unit) == "", col(Silence.unit) == unit),
+                or_(col(Silence.rule) == "", col(Silence.rule) == row.rule),
             )
-            .order_by(Silence.id.desc())  # type: ignore[union-attr]
+            .order_by(col(Silence.id).desc())
             .limit(1)
         )
         .scalars()
@@ -349,16 +352,16 @@ def active_silence(session: Session, row: Alert, now: datetime) -> Silence | Non
 def _ordering_provider(session: Session, row: Alert) -> str:
     """ORC-12 of the iron order that opened the alert's episode (latest dose ≤ the result)."""
     provider = session.execute(
-        select(MedicationOrderRow.ordering_provider)
+        select(col(MedicationOrderRow.ordering_provider))
         .where(
             and_(
-                MedicationOrderRow.patient_id == row.patient_id,
-                MedicationOrderRow.drug_class == "iv_iron",
-                MedicationOrderRow.ordering_provider != "",
-                MedicationOrderRow.dose_at <= row.observed_at,
+                col(MedicationOrderRow.patient_id) == row.patient_id,
+                col(MedicationOrderRow.drug_class) == "iv_iron",
+                col(MedicationOrderRow.ordering_provider) != "",
+                col(MedicationOrderRow.dose_at) <= row.observed_at,
             )
         )
-        .order_by(MedicationOrderRow.dose_at.desc())  # type: ignore[attr-defined]
+        .order_by(col(MedicationOrderRow.dose_at).desc())
         .limit(1)
     ).scalar_one_or_none()
     return (provider or "").split("^", 1)[0]

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from alerts.notification import Notification, notification_from_json
 from alerts.pagers.base import DeliveryResult, Outcome, Pager
@@ -161,14 +161,14 @@ class Dispatcher:
                 session.execute(
                     select(OutboxRow)
                     .where(
-                        OutboxRow.status == "pending",
-                        OutboxRow.next_attempt_at <= now,
+                        col(OutboxRow.status) == "pending",
+                        col(OutboxRow.next_attempt_at) <= now,
                         or_(
-                            OutboxRow.lease_until.is_(None),  # type: ignore[union-attr]
-                            OutboxRow.lease_until < now,  # type: ignore[operator]
+                            col(OutboxRow.lease_until).is_(None),
+                            col(OutboxRow.lease_until) < now,
                         ),
                     )
-                    .order_by(OutboxRow.id)  # type: ignore[arg-type]
+                    .order_by(col(OutboxRow.id))
                     .limit(self.settings.batch_size)
                     .with_for_update(skip_locked=True)
                 )
@@ -180,12 +180,10 @@ class Dispatcher:
             ids = {row.notification_id for row in rows}
             found = session.execute(
                 select(
-                    NotificationRow.notification_id,
-                    NotificationRow.payload,
-                    NotificationRow.alert_id,
-                ).where(
-                    NotificationRow.notification_id.in_(ids)  # type: ignore[attr-defined]
-                )
+                    col(NotificationRow.notification_id),
+                    col(NotificationRow.payload),
+                    col(NotificationRow.alert_id),
+                ).where(col(NotificationRow.notification_id).in_(ids))
             ).all()
             payloads = {nid: (payload, alert_id) for nid, payload, alert_id in found}
             claimed = []
@@ -308,8 +306,8 @@ class Dispatcher:
         if self.paging is not None and not row.fallback:
             existing = set(
                 session.execute(
-                    select(OutboxRow.channel, OutboxRow.recipient).where(
-                        OutboxRow.notification_id == row.notification_id
+                    select(col(OutboxRow.channel), col(OutboxRow.recipient)).where(
+                        col(OutboxRow.notification_id) == row.notification_id
                     )
                 ).all()
             )
@@ -362,8 +360,8 @@ class Dispatcher:
     def _update_gauges(self) -> None:
         with Session(self.engine) as session:
             count, oldest = session.execute(
-                select(func.count(), func.min(OutboxRow.created_at)).where(
-                    OutboxRow.status == "pending"
+                select(func.count(), func.min(col(OutboxRow.created_at))).where(
+                    col(OutboxRow.status) == "pending"
                 )
             ).one()
         metrics.outbox_depth.set(count)
@@ -376,6 +374,6 @@ class Dispatcher:
     def pending_counts(self) -> dict[str, int]:
         with Session(self.engine) as session:
             rows = session.execute(
-                select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
+                select(col(OutboxRow.status), func.count()).group_by(col(OutboxRow.status))
             ).all()
         return {status: count for status, count in rows}

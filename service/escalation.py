@@ -32,7 +32,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from alerts.escalation import EscalationState, Step, corrective_stops, decide
 from alerts.notification import notification_from_json
@@ -98,9 +98,9 @@ def run_escalations(
     with Session(engine) as session:
         ids = list(
             session.execute(
-                select(Alert.id).where(
-                    Alert.status == "open",
-                    Alert.escalation_state.in_(("active", "acked")),  # type: ignore[attr-defined]
+                select(col(Alert.id)).where(
+                    col(Alert.status) == "open",
+                    col(Alert.escalation_state).in_(("active", "acked")),
                 )
             ).scalars()
         )
@@ -123,7 +123,7 @@ def _step(
     routing = paging.routing
     with Session(engine, expire_on_commit=False) as session, session.begin():
         row = session.execute(
-            select(Alert).where(Alert.id == alert_id).with_for_update()
+            select(Alert).where(col(Alert.id) == alert_id).with_for_update()
         ).scalar_one_or_none()
         if row is None or row.status != "open" or row.team not in routing.teams:
             return
@@ -174,9 +174,9 @@ def _step(
         row.notification_seq += 1
         nid = notification_id(row.dedup_key, "escalation", decision.number)
         last = session.execute(
-            select(NotificationRow.payload)
-            .where(NotificationRow.alert_id == alert_id)
-            .order_by(NotificationRow.id.desc())  # type: ignore[union-attr]
+            select(col(NotificationRow.payload))
+            .where(col(NotificationRow.alert_id) == alert_id)
+            .order_by(col(NotificationRow.id).desc())
             .limit(1)
         ).scalar_one()
         target = routing.target(row.team, row.severity, now, tier=decision.tier)
@@ -222,12 +222,12 @@ def _corrective(session: Session, paging: Paging, row: Alert, now: datetime) -> 
     if not drugs:
         return False
     orders = session.execute(
-        select(MedicationOrderRow.drug, MedicationOrderRow.message_time).where(
-            MedicationOrderRow.patient_id == row.patient_id,
-            MedicationOrderRow.drug_class == "corrective",
-            MedicationOrderRow.drug.in_(drugs),  # type: ignore[attr-defined]
-            MedicationOrderRow.order_control.not_in(_WITHDRAWN),  # type: ignore[attr-defined]
-            MedicationOrderRow.message_time <= now,
+        select(col(MedicationOrderRow.drug), col(MedicationOrderRow.message_time)).where(
+            col(MedicationOrderRow.patient_id) == row.patient_id,
+            col(MedicationOrderRow.drug_class) == "corrective",
+            col(MedicationOrderRow.drug).in_(drugs),
+            col(MedicationOrderRow.order_control).not_in(_WITHDRAWN),
+            col(MedicationOrderRow.message_time) <= now,
         )
     ).all()
     hit = corrective_stops(

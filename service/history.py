@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from service.db.models import Alert, AlertEvent, DeliveryAttempt, NotificationRow, OutboxRow
 
@@ -34,7 +34,9 @@ def alert_history(engine: Engine, alert_id: int) -> list[Entry] | None:
                 "dedup_key": alert.dedup_key, "team": alert.team, "status": alert.status})
         ]  # fmt: skip
         notifications = (
-            session.execute(select(NotificationRow).where(NotificationRow.alert_id == alert_id))
+            session.execute(
+                select(NotificationRow).where(col(NotificationRow.alert_id) == alert_id)
+            )
             .scalars()
             .all()
         )
@@ -49,7 +51,7 @@ def alert_history(engine: Engine, alert_id: int) -> list[Entry] | None:
             )  # fmt: skip
         if ids:
             for o in session.execute(
-                select(OutboxRow).where(OutboxRow.notification_id.in_(ids))  # type: ignore[attr-defined]
+                select(OutboxRow).where(col(OutboxRow.notification_id).in_(ids))
             ).scalars():
                 entries.append(
                     Entry(o.created_at, "delivery",
@@ -60,13 +62,13 @@ def alert_history(engine: Engine, alert_id: int) -> list[Entry] | None:
                            "sent_at": o.sent_at.isoformat() if o.sent_at else None})
                 )  # fmt: skip
             for a in session.execute(
-                select(DeliveryAttempt).where(DeliveryAttempt.notification_id.in_(ids))  # type: ignore[attr-defined]
+                select(DeliveryAttempt).where(col(DeliveryAttempt.notification_id).in_(ids))
             ).scalars():
                 summary = f"{a.channel}: {a.outcome} {a.detail}".strip()
                 detail = {"notification_id": a.notification_id, "latency_ms": a.latency_ms}
                 entries.append(Entry(a.attempted_at, "attempt", summary, detail))
         for e in session.execute(
-            select(AlertEvent).where(AlertEvent.alert_id == alert_id)
+            select(AlertEvent).where(col(AlertEvent.alert_id) == alert_id)
         ).scalars():
             detail = json.loads(e.detail) if e.detail else {}
             entries.append(Entry(e.at, e.kind, _summary(e.kind, e.actor, detail), detail))

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from alerts.oncall import parse_local
 from service.settings import ConfigError, Settings
@@ -227,9 +227,9 @@ def _alerts(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"alert {result.alert_id} acknowledged ({result.action})")
             return 0
         with Session(engine) as session:
-            query = select(Alert).order_by(Alert.id)  # type: ignore[arg-type]
+            query = select(Alert).order_by(col(Alert.id))
             if not args.all:
-                query = query.where(Alert.status != "resolved")
+                query = query.where(col(Alert.status) != "resolved")
             rows = session.execute(query).scalars().all()
         docs = [
             {

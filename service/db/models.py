@@ -15,7 +15,7 @@ from service.db.types import UTCDateTime
 
 
 def _utc(**kwargs: object) -> object:
-    return Field(sa_type=UTCDateTime, **kwargs)  # type: ignore[arg-type]
+    return Field(sa_type=UTCDateTime, **kwargs)  # type: ignore[call-overload]
 
 
 class Patient(SQLModel, table=True):

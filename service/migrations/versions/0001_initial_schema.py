@@ -8,7 +8,7 @@ Create Date: 2026-11-27 13:32:31.059446
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import service.db.types
