@@ -7,7 +7,7 @@ them as arguments instead of patching internals.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from alerts.catalog import CatalogError, DrugCatalog, LabCatalog
 from alerts.model import RuleConfig, Thresholds
+from alerts.monitoring import MonitoringConfig
 from alerts.pagers import TRANSPORT_TYPES
 from alerts.pagers.base import Pager
 from parsers import ParserConfig
@@ -96,13 +97,30 @@ def build_clinical(settings: Settings) -> Clinical:
         identifier_authorities=settings.patient.identifier_authorities,
         timezone=settings.hospital.zone,
     )
-    return Clinical(drugs, labs, rules, parser, clinical.history_days)
+    monitoring = settings.monitoring
+    return Clinical(
+        drugs,
+        labs,
+        rules,
+        parser,
+        clinical.history_days,
+        trend_drop_fraction=clinical.trend_drop_fraction,
+        monitoring=MonitoringConfig(
+            baseline_days_before=monitoring.baseline_days_before,
+            points_days=monitoring.points_days,
+            monthly_months=monitoring.monthly_months,
+            grace_days=monitoring.grace_days,
+        ),
+        advisory_lookback_days=clinical.advisory_lookback_days,
+        advisory_late_days=clinical.advisory_late_days,
+    )
 
 
 def channel_settings(settings: Settings, pages_out: Path | None) -> dict[str, ChannelSettings]:
     channels = {name: ch for name, ch in settings.channels.items() if ch.enabled}
     if pages_out is not None:
-        channels[PAGES_OUT_CHANNEL] = ChannelSettings(type="jsonl", path=str(pages_out))
+        # ``path`` is an extra key (extra="allow"): pydantic's __init__ signature cannot declare it.
+        channels[PAGES_OUT_CHANNEL] = ChannelSettings(type="jsonl", path=str(pages_out))  # type: ignore[call-arg]
     return channels
 
 
@@ -111,7 +129,9 @@ def build_transports(channels: Mapping[str, ChannelSettings]) -> dict[str, Pager
     for name, channel in channels.items():
         options = dict(channel.model_extra or {})
         try:
-            transports[name] = TRANSPORT_TYPES[channel.type](name=name, **options)
+            # Transport classes take different keyword arguments (from the channel's settings).
+            factory: Callable[..., Pager] = TRANSPORT_TYPES[channel.type]
+            transports[name] = factory(name=name, **options)
         except TypeError as exc:
             raise ConfigError(f"config key 'channels.{name}': {exc}") from None
     return transports

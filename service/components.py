@@ -26,4 +26,5 @@ def build_components(daemon: Daemon) -> list[Component]:
 
     components.extend(api_components(daemon))
     components.append(__import__("service.escalation").escalation.EscalationComponent(daemon.app))
+    components.append(__import__("service.reminders").reminders.ReminderComponent(daemon.app))
     return components

@@ -102,6 +102,8 @@ class Consumer:
             auto_offset_reset=self.settings.auto_offset_reset,
             session_timeout_ms=self.settings.session_timeout_ms,
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+            fetch_max_bytes=self.settings.fetch_max_bytes,
+            max_partition_fetch_bytes=self.settings.max_partition_fetch_bytes,
             **options,
         )
         producer = AIOKafkaProducer(acks="all", **options)

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from alerts.advisory import DEFAULT_LOOKBACK_DAYS
 from alerts.catalog import DrugCatalog, LabCatalog
 from alerts.model import RULE_INTERACTION, AlertState, RuleConfig
 from alerts.monitoring import MonitoringConfig
@@ -50,7 +51,7 @@ from parsers import (
 )
 from parsers import Patient as PatientEvent
 from service import merges as merges_module
-from service import store
+from service import prevention, store
 from service.alerting import Delivery, apply_plans
 from service.clock import Clock, MessageClock, WallClock
 from service.db.engine import is_outage
@@ -102,6 +103,8 @@ class Clinical:
     history_days: int
     trend_drop_fraction: float = DEFAULT_DROP_FRACTION
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    advisory_lookback_days: int = DEFAULT_LOOKBACK_DAYS  # issue #4: "in the last 30 days"
+    advisory_late_days: int | None = None  # None: rules.backfill_days (CLINICAL.md, 7 days)
 
 
 @dataclass
@@ -207,9 +210,11 @@ class Pipeline:
                 and result.value is not None
                 and not labs.understands(result.analyte, result.unit)
             ):
+                # The reason names where, never what: a shifted field can put a patient's
+                # name into OBX-6. The unit itself is in the stored message (`dlq show`).
                 return (
-                    f"unit {result.unit[:32]!r} not understood for {result.analyte} "
-                    f"(OBX set id {result.set_id[:8]})"
+                    f"unit not understood for {result.analyte} "
+                    f"(OBX-6 of OBX set id {result.set_id[:8]})"
                 )
         return ""
 
@@ -370,11 +375,15 @@ class Pipeline:
         def states(rule: str) -> dict[str, AlertState]:
             return {k: store.alert_state(r) for k, r in alerts.items() if r.rule == rule}
 
+        # Order-time advisory (issue #4): once per at-risk iron episode, in this transaction.
+        advised = prevention.queue_advisories(
+            session, patient, history, clinical, self.delivery, now, self.wall_clock.now()
+        )
         plans = plan_notifications(states(RULE_INTERACTION), findings)
         plans += plan_trend_notifications(states(RULE_TREND), trends, findings)
         if not plans:
-            return []
-        return apply_plans(
+            return advised
+        return advised + apply_plans(
             session,
             plans,
             alerts,

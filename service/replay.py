@@ -3,6 +3,13 @@
 Then every page that is due is delivered, and a one-line summary is printed. The exit status
 is 0 also when messages were dead-lettered (they are in the dead-letter table with reasons);
 it is non-zero only when the run itself could not be done (bad config, database down).
+
+With ``--clock messages`` (the default) the scheduled work of the daemon - monitoring
+reminders (``service.prevention.run_reminders``) and escalations
+(``service.escalation.run_escalations``) - runs against the message clock: each time the
+message time crosses a day boundary (hospital time zone) and at the end of each file, at the
+clock's high water. Batches are cut right after the message that crosses, so what is due is a
+function of the file alone: the same reminders and escalations on every run.
 """
 
 from __future__ import annotations
@@ -10,10 +17,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 
 from parsers import split_messages
+from parsers.framing import decode_message, split_segments
+from parsers.header import parse_header
 from service.bootstrap import App, build_app
 from service.clock import Clock, MessageClock, WallClock
 from service.dispatcher import DispatchStats
@@ -56,21 +67,29 @@ def replay_files(
     batch_size: int = 500,
 ) -> ReplaySummary:
     """Raises ConfigError for bad settings and DatabaseUnavailable when the DB is down."""
-    app = build_app(settings, pages_out=pages_out, clock=make_clock(clock_mode))
+    clock = make_clock(clock_mode)
+    app = build_app(settings, pages_out=pages_out, clock=clock)
+    message_clock = clock if isinstance(clock, MessageClock) else None
+    zone = app.clinical.parser.timezone
     summary = ReplaySummary()
     started = time.perf_counter()
     try:
         for path in paths:
             messages = split_messages(path.read_bytes())
-            for first in range(0, len(messages), batch_size):
+            days = _DayBoundaries(zone) if message_clock else None
+            for first, chunk, crossed in _batches(messages, batch_size, days):
                 items = [
                     Incoming(raw=raw, source="replay", topic=path.name, offset=first + index)
-                    for index, raw in enumerate(messages[first : first + batch_size])
+                    for index, raw in enumerate(chunk)
                 ]
                 for result in app.pipeline.process_batch(items):
                     summary.messages += 1
                     summary.outcomes[result.outcome] += 1
                     summary.notifications += len(result.notifications)
+                if crossed and message_clock is not None:
+                    summary.notifications += run_scheduled(app, message_clock.high_water())
+            if message_clock is not None and messages:  # the end of the file
+                summary.notifications += run_scheduled(app, message_clock.high_water())
         summary.delivery = asyncio.run(_deliver(app))
         summary.pending = app.dispatcher.pending_counts().get("pending", 0)
     finally:
@@ -84,3 +103,61 @@ async def _deliver(app: App) -> DispatchStats:
         return await app.dispatcher.drain()
     finally:
         await app.dispatcher.close()
+
+
+def run_scheduled(app: App, now: datetime) -> int:
+    """The daemon's scheduled jobs at ``now`` (the message clock): monitoring reminders, then
+    escalations. Returns how many notifications they queued."""
+    from service.escalation import run_escalations
+    from service.prevention import run_reminders
+
+    delivery = app.pipeline.delivery
+    reminders = run_reminders(app.engine, app.settings, app.clinical, now, delivery=delivery)
+    escalations = run_escalations(app.engine, app.settings, now, paging=delivery.paging)
+    return len(reminders.sent) + len(escalations.escalated)
+
+
+class _DayBoundaries:
+    """Says whether a message's time (MSH-7) moves the clock into a later local day."""
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self.day: date | None = None  # local day of the clock's high water
+
+    def crosses(self, raw: bytes) -> bool:
+        moment = _message_time(raw, self.zone)
+        if moment is None:
+            return False
+        day = moment.astimezone(self.zone).date()
+        if self.day is None or day <= self.day:
+            self.day = day if self.day is None else self.day
+            return False
+        self.day = day
+        return True
+
+
+def _message_time(raw: bytes, zone: tzinfo) -> datetime | None:
+    """MSH-7 as the pipeline's parser reads it, or None (the pipeline dead-letters junk)."""
+    try:
+        segments = split_segments(decode_message(raw))
+        return parse_header(segments[0], zone)[1].message_time if segments else None
+    except Exception:
+        return None
+
+
+def _batches(
+    messages: list[bytes], size: int, days: _DayBoundaries | None
+) -> Iterator[tuple[int, list[bytes], bool]]:
+    """(offset, messages, crossed) batches of at most ``size``; with ``days``, a batch ends
+    right after a message that crosses a day boundary (``crossed`` is then True)."""
+    first = 0
+    chunk: list[bytes] = []
+    for raw in messages:
+        chunk.append(raw)
+        crossed = days is not None and days.crosses(raw)
+        if crossed or len(chunk) >= size:
+            yield first, chunk, crossed
+            first += len(chunk)
+            chunk = []
+    if chunk:
+        yield first, chunk, False

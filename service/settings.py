@@ -91,6 +91,10 @@ class KafkaSettings(_Section):
     # How long the broker may hold a fetch waiting for data: bounds detection latency when the
     # feed is quiet (aiokafka's default is 500 ms).
     fetch_max_wait_ms: int = Field(default=100, ge=0, le=60_000)
+    # Bounds on what the client prefetches: records sit decoded in memory until processed, so
+    # these bound the daemon's memory (aiokafka's defaults are 50 MB and 1 MB).
+    fetch_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    max_partition_fetch_bytes: int = Field(default=512 * 1024, ge=64 * 1024)
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -128,6 +132,15 @@ class ClinicalSettings(_Section):
     # effect interval (zoledronic acid, 365 days) plus the iron window plus slack.
     history_days: int = Field(default=430, ge=60, le=3650)
     thresholds: dict[str, ThresholdSettings] = Field(default_factory=dict)
+    # Trend rule: a drop of at least this fraction from the pre-iron baseline warns even above
+    # the absolute thresholds (issue #4: "a configured fraction (default 30 %)").
+    trend_drop_fraction: float = Field(default=0.30, gt=0, lt=1)
+    # Order-time advisory: latest phosphate/calcium looked up this many days before the dose
+    # (issue #4: "or that none exists in the last 30 days").
+    advisory_lookback_days: int = Field(default=30, ge=1, le=365)
+    # An advisory whose interaction began longer ago than this when found goes to the worklist,
+    # not to the pharmacy (CLINICAL.md windows: backfill after 7 days; issue #4).
+    advisory_late_days: int = Field(default=7, ge=0, le=365)
 
     @field_validator("thresholds")
     @classmethod
@@ -136,6 +149,28 @@ class ClinicalSettings(_Section):
             if not t.critical < t.high < t.warning:
                 raise ValueError(f"{analyte}: expected critical < high < warning")
         return value
+
+
+class MonitoringSettings(_Section):
+    """The monitoring plan of an at-risk iron episode and its reminder sweep (issue #4).
+
+    CLINICAL.md: "baseline, 1 week and 3 weeks after starting iron, then monthly for 2-3
+    months"; issue #4: "baseline (within 30 days before the first dose)".
+    """
+
+    baseline_days_before: int = Field(default=30, ge=0, le=365)
+    points_days: tuple[int, ...] = (7, 21)
+    monthly_months: int = Field(default=3, ge=0, le=12)
+    grace_days: int = Field(default=3, ge=0, le=30)
+    # How often the reminder job runs (APScheduler interval job), seconds.
+    sweep_interval_s: float = Field(default=300.0, gt=0, le=86_400)
+
+    @field_validator("points_days")
+    @classmethod
+    def _positive_days(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(n <= 0 or n > 365 for n in value):
+            raise ValueError("each day must be between 1 and 365")
+        return tuple(sorted(set(value)))
 
 
 class ChannelSettings(_Section):
@@ -212,6 +247,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     kafka: KafkaSettings = KafkaSettings()
     clinical: ClinicalSettings = ClinicalSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     channels: dict[str, ChannelSettings] = Field(default_factory=dict)
     routing: RoutingSettings = RoutingSettings()
     dispatcher: DispatcherSettings = DispatcherSettings()

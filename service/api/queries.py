@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from alerts.catalog import CatalogError
 from alerts.exposures import derive_exposures
 from alerts.model import Exposure, StoredOrder
-from service import metrics
+from alerts.monitoring import at_risk_episodes, monitoring_plan
+from service import metrics, store
 from service.db.models import (
     Alert,
     DeadLetter,
@@ -32,6 +33,7 @@ from service.db.models import (
     OutboxRow,
     Patient,
 )
+from service.db.prevention import AdvisoryRow, ReminderRow
 from service.pipeline import Incoming, Outcome
 
 if TYPE_CHECKING:
@@ -104,8 +106,8 @@ def _refs(session: Session, patient_ids: set[str]) -> dict[str, int]:
     if not patient_ids:
         return {}
     rows = session.execute(
-        select(Patient.patient_id, Patient.id).where(
-            Patient.patient_id.in_(patient_ids)  # type: ignore[attr-defined]
+        select(col(Patient.patient_id), col(Patient.id)).where(
+            col(Patient.patient_id).in_(patient_ids)
         )
     ).all()
     return {pid: ref for pid, ref in rows}
@@ -118,7 +120,7 @@ def patient_by_ref(session: Session, ref: int) -> Patient | None:
 def patient_ref_for(ctx: ApiContext, patient_id: str) -> int | None:
     with Session(ctx.engine) as session:
         return session.execute(
-            select(Patient.id).where(Patient.patient_id == patient_id)
+            select(col(Patient.id)).where(col(Patient.patient_id) == patient_id)
         ).scalar_one_or_none()
 
 
@@ -135,18 +137,18 @@ def list_alerts(
     with Session(ctx.engine) as session:
         query = select(Alert)
         if status:
-            query = query.where(Alert.status == status)
+            query = query.where(col(Alert.status) == status)
         if severity:
-            query = query.where(Alert.severity == severity)
+            query = query.where(col(Alert.severity) == severity)
         if patient_ref is not None:
             patient = patient_by_ref(session, patient_ref)
             if patient is None:
                 return [], 0
-            query = query.where(Alert.patient_id == patient.patient_id)
+            query = query.where(col(Alert.patient_id) == patient.patient_id)
         total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
         rows = (
             session.execute(
-                query.order_by(Alert.updated_at.desc(), Alert.id.desc())  # type: ignore[union-attr, attr-defined]
+                query.order_by(col(Alert.updated_at).desc(), col(Alert.id).desc())
                 .limit(limit)
                 .offset(offset)
             )
@@ -170,28 +172,26 @@ def alert_detail(ctx: ApiContext, alert_id: int) -> dict[str, Any] | None:
                 select(NotificationRow)
                 .where(
                     or_(
-                        NotificationRow.alert_id == alert_id,
-                        NotificationRow.dedup_key == row.dedup_key,
+                        col(NotificationRow.alert_id) == alert_id,
+                        col(NotificationRow.dedup_key) == row.dedup_key,
                     )
                 )
-                .order_by(NotificationRow.id)  # type: ignore[arg-type]
+                .order_by(col(NotificationRow.id))
             )
             .scalars()
             .all()
         )
         ids = [n.notification_id for n in notifications]
         outbox = (
-            session.execute(
-                select(OutboxRow).where(OutboxRow.notification_id.in_(ids))  # type: ignore[attr-defined]
-            )
+            session.execute(select(OutboxRow).where(col(OutboxRow.notification_id).in_(ids)))
             .scalars()
             .all()
         )
         attempts = (
             session.execute(
                 select(DeliveryAttempt)
-                .where(DeliveryAttempt.notification_id.in_(ids))  # type: ignore[attr-defined]
-                .order_by(DeliveryAttempt.id)  # type: ignore[arg-type]
+                .where(col(DeliveryAttempt.notification_id).in_(ids))
+                .order_by(col(DeliveryAttempt.id))
             )
             .scalars()
             .all()
@@ -240,7 +240,7 @@ def resolve_alert(ctx: ApiContext, alert_id: int, *, who: str, now: datetime) ->
     """
     with Session(ctx.engine, expire_on_commit=False) as session, session.begin():
         row = session.execute(
-            select(Alert).where(Alert.id == alert_id).with_for_update()
+            select(Alert).where(col(Alert.id) == alert_id).with_for_update()
         ).scalar_one_or_none()
         if row is None:
             raise LookupError(alert_id)
@@ -290,14 +290,12 @@ def list_dead_letters(
     with Session(ctx.engine) as session:
         query = select(DeadLetter)
         if status:
-            query = query.where(DeadLetter.status == status)
+            query = query.where(col(DeadLetter.status) == status)
         if error_class:
-            query = query.where(DeadLetter.error_class == error_class)
+            query = query.where(col(DeadLetter.error_class) == error_class)
         total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
         rows = (
-            session.execute(
-                query.order_by(DeadLetter.id.desc()).limit(limit).offset(offset)  # type: ignore[union-attr]
-            )
+            session.execute(query.order_by(col(DeadLetter.id).desc()).limit(limit).offset(offset))
             .scalars()
             .all()
         )
@@ -389,9 +387,7 @@ def _orders_by_patient(session: Session, patient_ids: list[str]) -> dict[str, li
     for chunk_start in range(0, len(patient_ids), 500):
         chunk = patient_ids[chunk_start : chunk_start + 500]
         for o in session.execute(
-            select(MedicationOrderRow).where(
-                MedicationOrderRow.patient_id.in_(chunk)  # type: ignore[attr-defined]
-            )
+            select(MedicationOrderRow).where(col(MedicationOrderRow.patient_id).in_(chunk))
         ).scalars():
             by_patient[o.patient_id].append(o)
     return by_patient
@@ -448,6 +444,7 @@ class AtRisk:
     antiresorptive_dose_at: datetime
     monitoring: list[DueLab] = field(default_factory=list)
     latest: dict[str, tuple[float | None, str, datetime]] = field(default_factory=dict)
+    episode: dict[str, Any] | None = None  # the episode summary (``episode_summaries``)
 
     @property
     def next_due(self) -> DueLab | None:
@@ -503,7 +500,7 @@ def patients_at_risk(ctx: ApiContext, now: datetime) -> list[AtRisk]:
     with Session(ctx.engine) as session:
         patients = (
             session.execute(
-                select(Patient).where(Patient.has_iron, Patient.has_antiresorptive)  # type: ignore[arg-type]
+                select(Patient).where(col(Patient.has_iron), col(Patient.has_antiresorptive))
             )
             .scalars()
             .all()
@@ -519,8 +516,10 @@ def patients_at_risk(ctx: ApiContext, now: datetime) -> list[AtRisk]:
             anti = antiresorptive_in_effect(exposures, dose.start, now)
             if anti is None:
                 continue
+            summaries = [e for e in episode_summaries(ctx, session, p, now) if e["open"]]
             risky.append(
                 AtRisk(
+                    episode=summaries[-1] if summaries else None,
                     ref=p.id or 0,
                     patient_id=p.patient_id,
                     location=p.location,
@@ -538,11 +537,11 @@ def patients_at_risk(ctx: ApiContext, now: datetime) -> list[AtRisk]:
             session.execute(
                 select(LabResultRow)
                 .where(
-                    LabResultRow.patient_id.in_(ids),  # type: ignore[attr-defined]
-                    LabResultRow.analyte.in_(("phosphate", *CALCIUM_KINDS)),  # type: ignore[attr-defined]
-                    LabResultRow.observed_at >= now - timedelta(days=90),
+                    col(LabResultRow.patient_id).in_(ids),
+                    col(LabResultRow.analyte).in_(("phosphate", *CALCIUM_KINDS)),
+                    col(LabResultRow.observed_at) >= now - timedelta(days=90),
                 )
-                .order_by(LabResultRow.observed_at)  # type: ignore[arg-type]
+                .order_by(col(LabResultRow.observed_at))
             )
             .scalars()
             .all()
@@ -563,6 +562,105 @@ def patients_at_risk(ctx: ApiContext, now: datetime) -> list[AtRisk]:
     return risky
 
 
+def _point_state(point: Any, reminder: ReminderRow | None, now: datetime) -> str:
+    """done | late draw | reminded | missed | due | upcoming."""
+    if point.satisfied:
+        return "done"
+    if point.followed_up:
+        return "late draw"
+    if reminder is not None:
+        return "reminded"
+    if now > point.window[1]:
+        return "missed"  # superseded by a later missed point: only that one was reminded
+    return "due" if now >= point.window[0] else "upcoming"
+
+
+def _result_brief(result: Any) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {"value": result.value, "unit": result.unit, "observed_at": _iso(result.observed_at)}
+
+
+def episode_summaries(
+    ctx: ApiContext, session: Session, patient: Patient, now: datetime
+) -> list[dict[str, Any]]:
+    """Each at-risk iron episode of the patient (issue #4): doses, the monitoring plan with
+    each point's state and results, the advisory, reminders, alerts and acks. Oldest first."""
+    clinical = ctx.clinical
+    if not (patient.has_iron and patient.has_antiresorptive):
+        return []
+    history = store.load_history(session, patient, now, clinical.history_days)
+    episodes = at_risk_episodes(history, clinical.drugs, clinical.rules, now)
+    if not episodes:
+        return []
+    plan = monitoring_plan(history, clinical.drugs, clinical.rules, clinical.monitoring, now)
+    pid = patient.patient_id
+    advisories = session.execute(select(AdvisoryRow).where(col(AdvisoryRow.patient_id) == pid))
+    reminders = session.execute(select(ReminderRow).where(col(ReminderRow.patient_id) == pid))
+    alerts = session.execute(select(Alert).where(col(Alert.patient_id) == pid))
+
+    def second(moment: datetime) -> datetime:
+        return moment.replace(microsecond=0)
+
+    advisory_by = {second(a.episode_start): a for a in advisories.scalars()}
+    reminder_by = {(second(r.episode_start), r.label): r for r in reminders.scalars()}
+    alerts_by: dict[datetime, list[Alert]] = defaultdict(list)
+    for a in alerts.scalars():
+        alerts_by[second(a.episode_start)].append(a)
+    out = []
+    for episode in episodes:
+        start = second(episode.start)
+        advisory = advisory_by.get(start)
+        points = []
+        for point in (p for p in plan if second(p.episode_start) == start):
+            reminder = reminder_by.get((start, point.label))
+            points.append(
+                {
+                    "label": point.label,
+                    "due_at": _iso(point.due_at),
+                    "window": [_iso(point.window[0]), _iso(point.window[1])],
+                    "state": _point_state(point, reminder, now),
+                    "phosphate": _result_brief(point.phosphate),
+                    "calcium": _result_brief(point.calcium),
+                    "reminded_at": _iso(reminder.sent_at) if reminder else None,
+                    "cleared_at": _iso(reminder.cleared_at) if reminder else None,
+                }
+            )
+        out.append(
+            {
+                "start": _iso(episode.start),
+                "end": _iso(episode.end),
+                "open": episode.start <= now <= episode.end,
+                "doses": [
+                    {"drug": drug_name(ctx, d.drug), "dose_at": _iso(d.start)}
+                    for d in episode.doses
+                ],
+                "antiresorptives": [
+                    {"drug": drug_name(ctx, a.drug), "start": _iso(a.start), "end": _iso(a.end)}
+                    for a in episode.antiresorptives
+                ],
+                "advisory": (
+                    {"status": advisory.status, "at": _iso(advisory.created_at)}
+                    if advisory is not None
+                    else None
+                ),
+                "plan": points,
+                "alerts": [
+                    {
+                        "id": a.id,
+                        "rule": a.rule,
+                        "analyte": a.analyte,
+                        "severity": a.severity,
+                        "status": a.status,
+                        "acked_by": a.acked_by if a.acked_at is not None else None,
+                    }
+                    for a in sorted(alerts_by.get(start, []), key=lambda a: a.created_at)
+                ],
+            }
+        )
+    return out
+
+
 _gauge_lock = threading.Lock()
 _gauge_refreshed = {"at": -1e18}
 
@@ -578,8 +676,8 @@ def refresh_exposure_gauges(ctx: ApiContext, *, max_age_s: float = 0.0) -> None:
             with Session(ctx.engine) as session:
                 ids = list(
                     session.execute(
-                        select(Patient.patient_id).where(
-                            or_(Patient.has_iron, Patient.has_antiresorptive)  # type: ignore[arg-type]
+                        select(col(Patient.patient_id)).where(
+                            or_(col(Patient.has_iron), col(Patient.has_antiresorptive))
                         )
                     ).scalars()
                 )
@@ -622,6 +720,7 @@ class Timeline:
     exposures: list[Exposure]
     alerts: list[dict[str, Any]]
     now: datetime
+    episodes: list[dict[str, Any]] = field(default_factory=list)
 
 
 def patient_timeline(ctx: ApiContext, ref: int, now: datetime) -> Timeline | None:
@@ -634,10 +733,10 @@ def patient_timeline(ctx: ApiContext, ref: int, now: datetime) -> Timeline | Non
             session.execute(
                 select(LabResultRow)
                 .where(
-                    LabResultRow.patient_id == patient.patient_id,
-                    LabResultRow.analyte.in_(TIMELINE_ANALYTES),  # type: ignore[attr-defined]
+                    col(LabResultRow.patient_id) == patient.patient_id,
+                    col(LabResultRow.analyte).in_(TIMELINE_ANALYTES),
                 )
-                .order_by(LabResultRow.observed_at)  # type: ignore[arg-type]
+                .order_by(col(LabResultRow.observed_at))
             )
             .scalars()
             .all()
@@ -645,8 +744,8 @@ def patient_timeline(ctx: ApiContext, ref: int, now: datetime) -> Timeline | Non
         orders = (
             session.execute(
                 select(MedicationOrderRow)
-                .where(MedicationOrderRow.patient_id == patient.patient_id)
-                .order_by(MedicationOrderRow.dose_at)  # type: ignore[arg-type]
+                .where(col(MedicationOrderRow.patient_id) == patient.patient_id)
+                .order_by(col(MedicationOrderRow.dose_at))
             )
             .scalars()
             .all()
@@ -654,8 +753,8 @@ def patient_timeline(ctx: ApiContext, ref: int, now: datetime) -> Timeline | Non
         alerts = (
             session.execute(
                 select(Alert)
-                .where(Alert.patient_id == patient.patient_id)
-                .order_by(Alert.observed_at)  # type: ignore[arg-type]
+                .where(col(Alert.patient_id) == patient.patient_id)
+                .order_by(col(Alert.observed_at))
             )
             .scalars()
             .all()
@@ -700,6 +799,7 @@ def patient_timeline(ctx: ApiContext, ref: int, now: datetime) -> Timeline | Non
             exposures=_exposures(ctx, list(orders), now),
             alerts=[alert_doc(ctx, a, ref) for a in alerts],
             now=now,
+            episodes=episode_summaries(ctx, session, patient, now),
         )
 
 
@@ -734,6 +834,7 @@ def timeline_doc(ctx: ApiContext, timeline: Timeline) -> dict[str, Any]:
             for e in timeline.exposures
         ],
         "alerts": timeline.alerts,
+        "episodes": timeline.episodes,
         "thresholds": {
             analyte: t.model_dump() for analyte, t in ctx.settings.clinical.thresholds.items()
         },
