@@ -5,4 +5,4 @@ Each module exposes ``COMMANDS`` (the top-level command names it owns),
 ``handle(args, settings) -> int`` that runs one of them with validated settings.
 """
 
-MODULES = ("service.commands.paging", "service.commands.ops")
+MODULES = ("service.commands.paging", "service.commands.ops", "service.commands.reliability")

@@ -1,0 +1,37 @@
+"""Shared pieces of the bad-input suite: an app on SQLite and a feed to corrupt."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from service.bootstrap import App, build_app
+from service.clock import MessageClock
+from service.feedgen import Feed, generate_feed
+from service.settings import load_settings
+
+START = datetime(2025, 1, 6, tzinfo=UTC)
+
+
+def make_app(database_url: str, config: Path | None = None) -> App:
+    settings = load_settings(
+        config, {"database": {"url": database_url}, "routing": {"default_channels": []}}
+    )
+    return build_app(settings, clock=MessageClock())
+
+
+@pytest.fixture
+def app(sqlite_url: str) -> Iterator[App]:
+    built = make_app(sqlite_url)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture(scope="session")
+def feed() -> Feed:
+    return generate_feed(messages=300, patients=80, planted=3, seed=21, start=START)
