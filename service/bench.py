@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlmodel import Session, col
 
 from alerts.model import RULE_INTERACTION
@@ -40,6 +40,7 @@ from service.clock import MessageClock
 from service.consumer import kafka_options
 from service.daemon import Daemon, run_until_consumed
 from service.db.engine import is_sqlite, make_engine
+from service.db.migrate import upgrade
 from service.db.models import Alert
 from service.feedgen import Feed, generate_feed
 from service.settings import Settings, load_settings
@@ -288,6 +289,47 @@ def _run_instances(
     return {"seconds": round(seconds, 3), "msgs_per_s": round(total / seconds, 1)}
 
 
+SEED_SQL = (
+    # Results of 1,000,000 synthetic patients over 400 days, each with the claim of the message
+    # that carried it, as a year of a hospital's chemistry would leave them.
+    """
+    INSERT INTO lab_results (patient_id, result_key, analyte, code, value, comparator,
+        value_text, unit, reference_range, abnormal_flags, status, observed_at, received_at,
+        message_time, control_id)
+    SELECT 'SEED' || (g % 1000000), 'S' || g || '|17861-6', 'calcium', '17861-6', 9.2, '',
+        '9.2', 'mg/dL', '8.5-10.5', 'N', 'F',
+        (now() AT TIME ZONE 'UTC') - (g % 400) * interval '1 day',
+        now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', 'SEED' || g
+    FROM generate_series(:first, :last) AS g
+    """,
+    """
+    INSERT INTO processed_messages (sending_facility, control_id, message_type, processed_at)
+    SELECT 'SEED HOSPITAL', 'SEED' || g, 'ORU^R01', now() AT TIME ZONE 'UTC'
+    FROM generate_series(:first, :last) AS g
+    """,
+)
+
+
+def seed_results(database_url: str, count: int, chunk: int = 1_000_000) -> float:
+    """Fill the database with ``count`` stored results (PostgreSQL); return the seconds taken."""
+    engine = make_engine(database_url)
+    started = time.perf_counter()
+    try:
+        upgrade(engine)
+        for first in range(1, count + 1, chunk):
+            last = min(first + chunk - 1, count)
+            with engine.begin() as connection:
+                for sql in SEED_SQL:
+                    connection.execute(text(sql), {"first": first, "last": last})
+            print(f"bench: seeded {last:,} results", flush=True)
+        with engine.begin() as connection:
+            connection.execute(text("ANALYZE lab_results"))
+            connection.execute(text("ANALYZE processed_messages"))
+    finally:
+        engine.dispose()
+    return time.perf_counter() - started
+
+
 def _percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -305,10 +347,18 @@ def run_bench(
     bootstrap_servers: str | None,
     config: str | None = None,
     instances: int = 0,
+    seed_results_count: int = 0,
 ) -> dict[str, Any]:
     base = load_settings(config)
     run_id = uuid.uuid4().hex[:8]
     database_url = database_url or "sqlite:///labsentinel-bench.db"
+    seeded = {}
+    if seed_results_count:
+        if is_sqlite(database_url):
+            raise ValueError("--seed-results needs a PostgreSQL --database-url")
+        print(f"bench: seeding {seed_results_count:,} stored results", flush=True)
+        seconds = seed_results(database_url, seed_results_count)
+        seeded = {"seeded_results": seed_results_count, "seed_seconds": round(seconds, 1)}
     broker = None if bootstrap_servers else EmbeddedBroker().start()
     bootstrap = bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
     try:
@@ -357,6 +407,7 @@ def run_bench(
         if broker is not None:
             broker.stop()
     result["database"] = "sqlite" if is_sqlite(database_url) else "postgresql"
+    result |= seeded
     return result
 
 

@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--instances", type=int, default=0, help="also run N daemon processes in one group"
     )
+    bench.add_argument(
+        "--seed-results", type=int, default=0, help="first store N results (PostgreSQL only)"
+    )
 
     for module in _command_modules():
         module.register(sub, _config_args)
@@ -160,6 +163,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             bootstrap_servers=args.bootstrap_servers,
             config=str(args.config) if args.config else None,
             instances=args.instances,
+            seed_results_count=args.seed_results,
         )
         print(main_json(result))
         return 0 if result.get("detected") == result.get("planted") else 1

@@ -91,7 +91,9 @@ def browser(tmp_path: Path) -> Iterator[object]:
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
-    driver.set_page_load_timeout(20)
+    driver.set_page_load_timeout(30)
+    # Elements may appear after a navigation returns on a loaded CI machine: wait for them.
+    driver.implicitly_wait(15)
     try:
         yield driver
     finally:
@@ -133,14 +135,16 @@ def test_page_link_to_acknowledged_alert(browser, live) -> None:  # type: ignore
 
 def test_timeline_screenshot(browser, live) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     story, base_url = live
     browser.get(f"{base_url}/worklist")
     assert "/login" in browser.current_url  # signed out: sent to sign in
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    assert browser.current_url.endswith("/worklist")
+    WebDriverWait(browser, 30).until(lambda b: b.current_url.endswith("/worklist"))
     browser.find_element(By.CSS_SELECTOR, "a[href^='/patients/']").click()
+    WebDriverWait(browser, 30).until(lambda b: "/patients/" in b.current_url)
     assert MRN not in browser.current_url
     chart = browser.find_element(By.ID, "timeline-chart")
     text = chart.text
