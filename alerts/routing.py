@@ -146,19 +146,19 @@ class RoutingConfig:
         """Who gets a notification of ``severity`` for ``team_id`` at ``at``."""
         team = self.teams[team_id]
         if severity not in PAGING_SEVERITIES:
-            deliveries = tuple(sorted(team.notify.items()))
-            return Target(team_id, (team_id,) if deliveries else (), deliveries, False)
+            notices = tuple(sorted(team.notify.items()))
+            return Target(team_id, (team_id,) if notices else (), notices, False)
         tier = min(max(tier, 1), team.schedule.tier_count)
         persons = [team.schedule.on_call(tier, at)]
         if team.add_ordering_provider and ordering_provider:
             provider = self.person_by_provider(ordering_provider)
             if provider is not None and provider not in persons:
                 persons.append(provider)
-        deliveries = []
+        pages: list[tuple[str, str]] = []
         for person_id in persons:
             contacts = self.people[person_id].contacts
-            deliveries += [(ch, contacts[ch]) for ch in team.page_channels if ch in contacts]
-        return Target(team_id, tuple(persons), tuple(dict.fromkeys(deliveries)), True)
+            pages += [(ch, contacts[ch]) for ch in team.page_channels if ch in contacts]
+        return Target(team_id, tuple(persons), tuple(dict.fromkeys(pages)), True)
 
     def fallback_deliveries(self, at: datetime) -> tuple[tuple[str, str], ...]:
         """(channel, address) of the fallback team's tier-1 on-call on the fallback channels,

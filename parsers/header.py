@@ -61,9 +61,9 @@ def parse_header(segment: str, tz: tzinfo) -> tuple[Delimiters, MessageHeader]:
         # No repetition, subcomponent or escape character after MSH-2 (the usual case):
         # component 1 of a field is the text before the first component separator.
         cs = d.component
-        msh9 = f[8].split(cs, 2)
-        kind = msh9[0].strip().upper()
-        trigger = msh9[1].strip().upper() if len(msh9) > 1 else ""
+        type_parts = f[8].split(cs, 2)
+        kind = type_parts[0].strip().upper()
+        trigger = type_parts[1].strip().upper() if len(type_parts) > 1 else ""
         control_id = f[9].partition(cs)[0].strip()
         application = f[2].partition(cs)[0].strip()
         facility = f[3].partition(cs)[0].strip()

@@ -128,6 +128,8 @@ def parse_oru(
             if time_text != last_time:
                 observed = _observed_at(time_text, group, header, config, f"OBX[{obx_count}]")
                 last_time = time_text
+            # Set on the group's first OBX: last_time starts as None, time_text is a str.
+            assert observed is not None
             if plain:
                 results.append(_plain_result(f, code, observed, group, d))
             else:

@@ -14,7 +14,6 @@ from service.broker import EmbeddedBroker
 from service.consumer import kafka_options
 from service.feedgen import Feed, generate_feed
 from service.settings import Settings, load_settings
-
 from service.topics import ensure_topics, produce
 
 # Tansu holds a new group's first join for about half the session timeout; 6 s is the
