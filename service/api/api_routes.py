@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -222,3 +223,85 @@ def worklist(request: Request) -> dict[str, Any]:
             for r in at_risk
         ],
     }
+
+
+class SilenceRequest(BaseModel):
+    """What to silence (at least one of patient, unit, rule), who says so, why, how long."""
+
+    patient_id: str = Field(default="", max_length=64, description="identifier from PID-3")
+    unit: str = Field(default="", max_length=64, description="point of care, e.g. 4W")
+    rule: str = Field(default="", max_length=64)
+    author: str = Field(min_length=1, max_length=128)
+    reason: str = Field(min_length=1, max_length=2000)
+    hours: float = Field(gt=0, le=24 * 30, description="how long the silence lasts")
+
+
+def _silence_json(view: Any) -> dict[str, Any]:
+    doc = asdict(view)
+    for key in ("created_at", "expires_at", "expired_at"):
+        doc[key] = doc[key].isoformat() if doc[key] else None
+    return doc
+
+
+@router.get("/silences", tags=["silences"])
+def list_silences(request: Request, include_expired: bool = False) -> list[dict[str, Any]]:
+    """Active silences (all, with ``include_expired``)."""
+    from service.silences import list_silences as active
+
+    ctx = _ctx(request)
+    views = active(ctx.engine, ctx.clock.now(), include_expired=include_expired)
+    return [_silence_json(v) for v in views]
+
+
+@router.post("/silences", status_code=201, tags=["silences"])
+def add_silence(request: Request, body: SilenceRequest) -> dict[str, Any]:
+    """Mute pages for a patient, a unit or a rule, with an author, a reason and an expiry.
+
+    Silenced notifications are still recorded (and a silenced alert's resolution too).
+    """
+    from service.silences import SilenceError
+    from service.silences import add_silence as add
+
+    ctx = _ctx(request)
+    now = ctx.clock.now()
+    try:
+        view = add(
+            ctx.engine,
+            author=body.author,
+            reason=body.reason,
+            now=now,
+            expires_at=now + timedelta(hours=body.hours),
+            patient_id=body.patient_id,
+            unit=body.unit,
+            rule=body.rule,
+        )
+    except SilenceError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return _silence_json(view)
+
+
+@router.post("/silences/{silence_id}/expire", tags=["silences"])
+def expire_silence(request: Request, silence_id: int) -> dict[str, Any]:
+    """End a silence now."""
+    from service.silences import SilenceError
+    from service.silences import expire_silence as expire
+
+    ctx = _ctx(request)
+    try:
+        return _silence_json(expire(ctx.engine, silence_id, ctx.clock.now()))
+    except SilenceError:
+        raise HTTPException(404, "no such silence") from None
+
+
+@router.get("/alerts/{alert_id}/history", tags=["alerts"])
+def alert_history(request: Request, alert_id: int) -> list[dict[str, Any]]:
+    """Every notification, delivery attempt, acknowledgement, escalation and resolution."""
+    from service.history import alert_history as history
+
+    entries = history(_ctx(request).engine, alert_id)
+    if entries is None:
+        raise HTTPException(404, "no such alert")
+    return [
+        {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(e).items()}
+        for e in entries
+    ]

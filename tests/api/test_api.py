@@ -22,7 +22,7 @@ def _api_routes() -> list[tuple[str, str]]:
     for route in api_routes.router.routes:
         if isinstance(route, APIRoute):
             path = route.path.replace("{alert_id}", "1").replace("{dl_id}", "1")
-            path = path.replace("{ref}", "1")
+            path = path.replace("{ref}", "1").replace("{silence_id}", "1")
             found.extend((method, path) for method in sorted(route.methods))
     return found
 
@@ -287,3 +287,36 @@ async def test_main_flows_on_postgresql(pg_url: str, tmp_path: Path) -> None:
             assert [r["patient_id"] for r in worklist["at_risk"]] == [MRN]
     finally:
         story.app.close()
+
+
+async def test_silences_add_list_expire(client: httpx.AsyncClient, auth) -> None:
+    body = {"unit": "4W", "author": "Charge nurse", "reason": "unit closed for cleaning",
+            "hours": 4}  # fmt: skip
+    added = await client.post("/api/v1/silences", json=body, headers=auth)
+    assert added.status_code == 201, added.text
+    silence = added.json()
+    assert (silence["unit"], silence["author"], silence["expired_at"]) == ("4W", "Charge nurse",
+                                                                           None)  # fmt: skip
+    listed = (await client.get("/api/v1/silences", headers=auth)).json()
+    assert [s["id"] for s in listed] == [silence["id"]]
+    # A silence that would mute everything, or lasts no time, is refused with the reason.
+    everything = {**body, "unit": ""}
+    assert (await client.post("/api/v1/silences", json=everything, headers=auth)).status_code == 422
+    expired = await client.post(f"/api/v1/silences/{silence['id']}/expire", headers=auth)
+    assert expired.json()["expired_at"] is not None
+    assert (await client.get("/api/v1/silences", headers=auth)).json() == []
+    everyone = (await client.get("/api/v1/silences?include_expired=true", headers=auth)).json()
+    assert [s["id"] for s in everyone] == [silence["id"]]
+    assert (await client.post("/api/v1/silences/99999/expire", headers=auth)).status_code == 404
+
+
+async def test_alert_history_lists_notifications_and_acknowledgement(
+    client: httpx.AsyncClient, auth, story: Story
+) -> None:
+    alert = story.alert()
+    body = {"action": "iv-phosphate", "who": "Dr History", "note": "started"}
+    await client.post(f"/api/v1/alerts/{alert.id}/ack", json=body, headers=auth)
+    history = (await client.get(f"/api/v1/alerts/{alert.id}/history", headers=auth)).json()
+    kinds = [entry["kind"] for entry in history]
+    assert "notification" in kinds and "acknowledged" in kinds
+    assert (await client.get("/api/v1/alerts/99999/history", headers=auth)).status_code == 404
