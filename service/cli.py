@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="'messages' (default): time advances with the message times, so a replay of a "
         "historical feed decides as it would have live; 'wall': the machine clock",
     )
+    replay.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="a progress bar with rate and ETA on stderr (auto: when stderr is a terminal)",
+    )
 
     demo = sub.add_parser("demo", help="embedded broker + SQLite + sample feed, pages on console")
     demo.add_argument("--messages", type=int, default=2000)
@@ -197,8 +203,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         if missing:
             print(f"labsentinel: no such file: {', '.join(missing)}", file=sys.stderr)
             return EXIT_FAILURE
+        from service.replay import ProgressBar
+
+        show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
         summary = replay_files(
-            list(args.files), settings, pages_out=args.pages_out, clock_mode=args.clock
+            list(args.files),
+            settings,
+            pages_out=args.pages_out,
+            clock_mode=args.clock,
+            progress=ProgressBar(sys.stderr) if show else None,
         )
         print(summary.line())
         return 0

@@ -177,3 +177,16 @@ def test_run_daemon_pages_then_stops_cleanly_on_sigterm(broker, unique: str, tmp
     logs = process.stderr.read() if process.stderr else ""
     # No patient names or birth dates in the logs (the feed plants fake ones).
     assert "TESTPATIENT" not in logs and "19" + "50" not in logs
+
+
+def test_replay_progress_bar_shows_rate_and_eta(feed, tmp_path: Path) -> None:
+    hl7 = tmp_path / "feed.hl7"
+    hl7.write_bytes(feed.to_file_bytes())
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    done = run_cli("replay", str(hl7), "--database-url", db, "--progress", "always")
+    assert done.returncode == 0, done.stderr
+    bar = done.stderr.split("\r")[-1]
+    assert "feed.hl7 [" in bar and "100%" in bar and "msg/s" in bar and "ETA" in bar
+    # Without a terminal the default prints no bar (logs stay one event per line).
+    quiet = run_cli("replay", str(hl7), "--database-url", db)
+    assert "msg/s ETA" not in quiet.stderr
