@@ -55,7 +55,7 @@ Responder = Callable[[Request], Reply]
 class HttpServer:
     """Threaded HTTP server; use as a context manager. ``url`` is its base URL."""
 
-    def __init__(self, responder: Responder | None = None) -> None:
+    def __init__(self, responder: Responder | None = None, port: int = 0) -> None:
         self.responder: Responder = responder or (lambda _request: Reply())
         self.requests: list[Request] = []
         self._release = threading.Event()
@@ -93,7 +93,8 @@ class HttpServer:
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a client that timed out and left: expected in these tests
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        Server.allow_reuse_address = True
+        self._server = Server(("127.0.0.1", port), Handler)
         # A short poll interval: shutdown() waits up to one interval, once per test.
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True

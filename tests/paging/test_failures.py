@@ -3,6 +3,7 @@ silences record without paging; `send-test-page` works against each transport.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 from sqlmodel import Session, select
 
 from service import paging_metrics
+from service.broker import free_port
 from service.cli import main
 from service.db.models import Alert, AlertEvent, OutboxRow
 from service.silences import add_silence
@@ -198,6 +200,73 @@ async def test_silenced_unit_records_but_does_not_page(
         finally:
             await app.dispatcher.close()
             app.close()
+
+
+async def test_refused_connections_are_retried_until_the_gateway_is_back(
+    sqlite_url: str, tmp_path: Path, mail: SmtpServer
+) -> None:
+    port = free_port()  # nothing listens yet: every attempt is refused
+    settings = paging_settings(
+        sqlite_url,
+        write_routing(tmp_path / "routing.toml"),
+        {"pager": wctp(f"http://127.0.0.1:{port}"), "email": smtp(mail.host, mail.port)},
+        deadline_s=60.0,
+    )
+    app, _ = replay(settings, (r.value for r in planted_feed().records))
+    try:
+        for _ in range(4):
+            await app.dispatcher.dispatch_due()
+            await asyncio.sleep(0.25)
+        refused = pager_rows(app)
+        assert refused and all(r.status == "pending" and r.attempts >= 1 for r in refused)
+        gateway = WctpGateway()
+        with HttpServer(gateway, port=port):  # the gateway comes back on the same address
+            await deliver(app)
+        assert all(r.status == "sent" for r in pager_rows(app))
+        assert len(gateway.submitted) == len(refused)
+    finally:
+        await app.dispatcher.close()
+        app.close()
+
+
+def test_a_silenced_alert_that_resolves_still_records_its_resolution(
+    sqlite_url: str, tmp_path: Path, mail: SmtpServer
+) -> None:
+    from tests.messages import DENOSUMAB, oru, rde
+
+    # The pager is never called: the unit is silenced.
+    channels = {
+        "pager": wctp(f"http://127.0.0.1:{free_port()}"),
+        "email": smtp(mail.host, mail.port),
+    }
+    settings = paging_settings(sqlite_url, write_routing(tmp_path / "routing.toml"), channels)
+    start = feed_start()
+    iron, day14 = start + timedelta(days=14), start + timedelta(days=28)
+    from service.bootstrap import open_database
+
+    engine = open_database(settings)
+    add_silence(
+        engine, author="pharmacist", reason="patient on comfort care", now=start,
+        expires_at=start + timedelta(days=60), unit="4W",
+    )  # fmt: skip
+    engine.dispose()
+    messages = [
+        rde("MRN00000042", start, drug=DENOSUMAB, route="SC"),
+        rde("MRN00000042", iron),
+        oru("MRN00000042", day14, value="1.4", order="S1"),
+        # The result is corrected to a normal value: the alert resolves, silenced or not.
+        oru("MRN00000042", day14, value="3.4", order="S1", status="C",
+            sent=day14 + timedelta(hours=2)),
+    ]  # fmt: skip
+    app, _ = replay(settings, messages)
+    try:
+        with Session(app.engine) as session:
+            (alert,) = session.exec(select(Alert)).all()
+            assert alert.silence_id is not None and alert.status == "resolved"
+            kinds = [e.kind for e in session.exec(select(AlertEvent)).all()]
+        assert "silenced" in kinds and "resolved" in kinds
+    finally:
+        app.close()
 
 
 def test_send_test_page_each_transport(
