@@ -270,13 +270,33 @@ def queue_notification(
     queued_at: datetime,
     deadline: timedelta,
 ) -> None:
+    """Store an alert's notification with its outbox rows (see ``store_notification``)."""
+    store_notification(
+        session, notification, deliveries, audit_channels,
+        alert_id=row.id, team=row.team, now=now, queued_at=queued_at, deadline=deadline,
+    )  # fmt: skip
+
+
+def store_notification(
+    session: Session,
+    notification: Notification,
+    deliveries: Iterable[tuple[str, str]],
+    audit_channels: Iterable[str],
+    *,
+    alert_id: int | None,
+    team: str,
+    now: datetime,
+    queued_at: datetime,
+    deadline: timedelta,
+) -> None:
     """Store ``notification`` and one outbox row per (channel, address), plus one per audit
-    channel not already among them (addressed to the alert's team)."""
+    channel not already among them (addressed to ``team``). Advisories and reminders belong
+    to no alert (``alert_id`` None)."""
     session.add(
         NotificationRow(
             notification_id=notification.notification_id,
-            alert_id=row.id,
-            dedup_key=row.dedup_key,
+            alert_id=alert_id,
+            dedup_key=notification.dedup_key,
             event=notification.event,
             severity=notification.severity,
             payload=json.dumps(notification.to_json(), sort_keys=True),
@@ -287,7 +307,7 @@ def queue_notification(
     used = {channel for channel, _ in rows}
     for channel in audit_channels:
         if channel not in used:
-            rows[(channel, row.team or "unrouted")] = None
+            rows[(channel, team or "unrouted")] = None
     for channel, recipient in rows:
         session.add(
             OutboxRow(
@@ -473,26 +493,9 @@ def _queue(
     now: datetime,
     queued_at: datetime,
 ) -> None:
-    session.add(
-        NotificationRow(
-            notification_id=notification.notification_id,
-            alert_id=row.id,
-            dedup_key=row.dedup_key,
-            event=notification.event,
-            severity=notification.severity,
-            payload=json.dumps(notification.to_json(), sort_keys=True),
-            created_at=now,
-        )
-    )
-    for channel in delivery.channels:
-        for recipient in delivery.recipients:
-            session.add(
-                OutboxRow(
-                    notification_id=notification.notification_id,
-                    channel=channel,
-                    recipient=recipient,
-                    next_attempt_at=queued_at,
-                    deadline_at=queued_at + delivery.deadline,
-                    created_at=queued_at,
-                )
-            )
+    """Without a routing file: every default channel × every default recipient."""
+    deliveries = [(c, r) for c in delivery.channels for r in delivery.recipients]
+    store_notification(
+        session, notification, deliveries, (), alert_id=row.id, team=row.team, now=now,
+        queued_at=queued_at, deadline=delivery.deadline,
+    )  # fmt: skip

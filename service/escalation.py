@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -49,6 +48,7 @@ from service.alerting import (
 )
 from service.clock import MessageClock
 from service.db.models import Alert, MedicationOrderRow, NotificationRow
+from service.scheduling import run_every
 
 if TYPE_CHECKING:
     from service.bootstrap import App
@@ -275,22 +275,7 @@ class EscalationComponent:
             # as in ``replay``.
             await stop.wait()
             return
-        scheduler = AsyncIOScheduler(timezone=UTC)
-        scheduler.add_job(
-            self._tick,
-            "interval",
-            seconds=self.interval,
-            id="escalations",
-            max_instances=1,  # a slow round is never overlapped by the next
-            coalesce=True,  # missed runs (event loop busy) collapse into one
-            next_run_time=datetime.now(UTC),
-            misfire_grace_time=None,
-        )
-        scheduler.start()
-        try:
-            await stop.wait()
-        finally:
-            scheduler.shutdown(wait=False)
+        await run_every(stop, self._tick, seconds=self.interval, job_id="escalations")
 
     async def _tick(self) -> None:
         try:

@@ -29,7 +29,6 @@ Identities survive merges: an advisory or reminder already stored for the same e
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -57,8 +56,8 @@ from alerts.monitoring import (
 from alerts.notification import DrugRef, Notification
 from alerts.routing import RoutingConfig, Subject
 from service import store
-from service.alerting import Delivery, drug_name, notification_id
-from service.db.models import MedicationOrderRow, NotificationRow, OutboxRow, Patient
+from service.alerting import Delivery, drug_name, notification_id, store_notification
+from service.db.models import MedicationOrderRow, Patient
 from service.db.prevention import AdvisoryRow, ReminderRow
 from service.phi import patient_hash
 
@@ -146,33 +145,12 @@ def _queue(
         found, recipients = notice_target(paging.routing, team_id, provider, now)
         deliveries, audit, deadline = list(found), paging.audit_channels, paging.deadline
     notification = replace(notification, recipients=recipients)
-    session.add(
-        NotificationRow(
-            notification_id=notification.notification_id,
-            alert_id=None,  # an advisory or reminder belongs to no alert
-            dedup_key=notification.dedup_key,
-            event=notification.event,
-            severity=notification.severity,
-            payload=json.dumps(notification.to_json(), sort_keys=True),
-            created_at=now,
-        )
-    )
     # As alerting.queue_notification: each (channel, address) once, then every audit channel
     # not among them, addressed to the team.
-    rows = dict.fromkeys(deliveries)
-    used = {channel for channel, _ in rows}
-    rows.update({(c, team_id or "unrouted"): None for c in audit if c not in used})
-    for channel, recipient in rows:
-        session.add(
-            OutboxRow(
-                notification_id=notification.notification_id,
-                channel=channel,
-                recipient=recipient[:128],
-                next_attempt_at=queued_at,
-                deadline_at=queued_at + deadline,
-                created_at=queued_at,
-            )
-        )
+    store_notification(
+        session, notification, deliveries, audit, alert_id=None, team=team_id, now=now,
+        queued_at=queued_at, deadline=deadline,
+    )  # fmt: skip
     return notification
 
 

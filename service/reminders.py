@@ -16,10 +16,9 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 from service.clock import MessageClock
 from service.prevention import ReminderReport, run_reminders
+from service.scheduling import run_every
 
 if TYPE_CHECKING:
     from service.bootstrap import App
@@ -50,22 +49,7 @@ class ReminderComponent:
             # then driven explicitly (``run_reminders(..., now)``), as ``replay`` does.
             await stop.wait()
             return
-        scheduler = AsyncIOScheduler(timezone=UTC)
-        scheduler.add_job(
-            self.tick,
-            "interval",
-            seconds=self.interval,
-            id="monitoring-reminders",
-            max_instances=1,  # a slow sweep is never overlapped by the next
-            coalesce=True,  # missed runs (event loop busy) collapse into one
-            next_run_time=datetime.now(UTC),
-            misfire_grace_time=None,
-        )
-        scheduler.start()
-        try:
-            await stop.wait()
-        finally:
-            scheduler.shutdown(wait=False)
+        await run_every(stop, self.tick, seconds=self.interval, job_id="monitoring-reminders")
 
     async def tick(self) -> None:
         """One sweep; never raises (an outage is logged and retried at the next run)."""
