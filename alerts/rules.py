@@ -171,6 +171,36 @@ def closest_albumin(
     return None if best is None else best[3]
 
 
+def canonical_value(
+    result: StoredResult,
+    albumins: list[tuple[datetime, str, float]],
+    labs: LabCatalog,
+    config: RuleConfig,
+) -> tuple[float, bool] | None:
+    """The result in its analyte's canonical unit, and whether it is albumin-corrected.
+
+    Total calcium is corrected with the closest albumin within the pairing window (CLINICAL.md
+    formula); a lab-reported corrected calcium is corrected already. None when the result
+    cannot count (status, no number) or its unit is not understood (dead-lettered upstream;
+    never guess a scale). Both the interaction rule and the trend rule read values this way,
+    so a "calcium" means the same number in each.
+    """
+    value = countable_value(result, config)
+    if value is None:
+        return None
+    try:
+        value = labs.to_canonical(result.analyte, value, result.unit)
+    except UnknownUnit:
+        return None
+    corrected = result.analyte == ANALYTE_CORRECTED_CALCIUM
+    if result.analyte == ANALYTE_CALCIUM:
+        albumin = closest_albumin(albumins, result.observed_at, config.albumin_pairing_hours)
+        if albumin is not None:
+            value += ALBUMIN_CALCIUM_FACTOR * (ALBUMIN_REFERENCE_G_DL - albumin)
+            corrected = True
+    return value, corrected
+
+
 def evaluate_patient(
     history: PatientHistory,
     drugs: DrugCatalog,
@@ -198,19 +228,10 @@ def evaluate_patient(
         analyte = _RESULT_ANALYTES.get(result.analyte)
         if analyte is None:
             continue
-        value = countable_value(result, config)
-        if value is None:
+        canonical = canonical_value(result, albumins, labs, config)
+        if canonical is None:
             continue
-        try:
-            value = labs.to_canonical(result.analyte, value, result.unit)
-        except UnknownUnit:
-            continue  # dead-lettered upstream; never guess a scale
-        corrected = result.analyte == ANALYTE_CORRECTED_CALCIUM
-        if result.analyte == ANALYTE_CALCIUM:
-            albumin = closest_albumin(albumins, result.observed_at, config.albumin_pairing_hours)
-            if albumin is not None:
-                value += ALBUMIN_CALCIUM_FACTOR * (ALBUMIN_REFERENCE_G_DL - albumin)
-                corrected = True
+        value, corrected = canonical
         severity = _severity(value, thresholds[analyte])
         if severity is None:
             continue

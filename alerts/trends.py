@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from alerts.catalog import DrugCatalog, LabCatalog, UnknownUnit
+from alerts.catalog import DrugCatalog, LabCatalog
 from alerts.dedup import dedup_key
 from alerts.model import (
     ANALYTE_CALCIUM,
@@ -57,10 +57,7 @@ from alerts.planning import plan_notifications
 # The interaction rule's value and albumin handling, so a "calcium" means the same number in
 # both rules.
 from alerts.rules import (
-    ALBUMIN_CALCIUM_FACTOR,
-    ALBUMIN_REFERENCE_G_DL,
-    closest_albumin,
-    countable_value,
+    canonical_value,
     counted_albumins,
 )
 
@@ -114,20 +111,9 @@ def _values(results: Sequence[StoredResult], labs: LabCatalog, config: RuleConfi
         analyte = _TREND_ANALYTES.get(r.analyte)
         if analyte is None:
             continue
-        value = countable_value(r, config)
-        if value is None:
-            continue
-        try:
-            value = labs.to_canonical(r.analyte, value, r.unit)
-        except UnknownUnit:
-            continue  # dead-lettered upstream; never guess a scale
-        corrected = r.analyte == ANALYTE_CORRECTED_CALCIUM
-        if r.analyte == ANALYTE_CALCIUM:
-            albumin = closest_albumin(albumins, r.observed_at, config.albumin_pairing_hours)
-            if albumin is not None:
-                value += ALBUMIN_CALCIUM_FACTOR * (ALBUMIN_REFERENCE_G_DL - albumin)
-                corrected = True
-        out.append(_Value(r, analyte, value, corrected))
+        canonical = canonical_value(r, albumins, labs, config)
+        if canonical is not None:
+            out.append(_Value(r, analyte, *canonical))
     return out
 
 
