@@ -7,6 +7,8 @@ one segment split and return Ignored.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from parsers.config import ParserConfig
 from parsers.encoding import Delimiters, component, field, is_plain
 from parsers.errors import ParseError
@@ -109,15 +111,8 @@ def parse_rde(
         raise ParseError("no dose time", "TQ1", "TQ1-7")
 
     order = MedicationOrder(
-        order_control=component(field(orc, 1), d, 1).strip().upper(),
-        order_status=component(field(orc, 5), d, 1).strip().upper(),
-        placer_order_id=component(field(orc, 2), d, 1).strip(),
-        filler_order_id=component(field(orc, 3), d, 1).strip(),
+        **_order_fields(orc, give_code, rxr, d),
         drug=drug,
-        drug_code=component(give_code, d, 1).strip(),
-        drug_code_system=component(give_code, d, 3).strip(),
-        drug_text=component(give_code, d, 2).strip(),
-        route=component(field(rxr, 1), d, 1).strip().upper() if rxr is not None else "",
         dose_at=dose_at,
         end_at=end_at,
         give_amount=component(field(rxe, 3), d, 1).strip(),
@@ -128,6 +123,33 @@ def parse_rde(
     )
     pid, pv1 = _patient_fields(segments, fs)
     return PharmacyOrder(header, parse_patient(pid, pv1, d, config), order)
+
+
+class _OrderFields(TypedDict):
+    order_control: str
+    order_status: str
+    placer_order_id: str
+    filler_order_id: str
+    drug_code: str
+    drug_code_system: str
+    drug_text: str
+    route: str
+
+
+def _order_fields(
+    orc: list[str], give_code: str, rxr: list[str] | None, d: Delimiters
+) -> _OrderFields:
+    """What an RDE and an RAS read alike: ORC ids and control, the give code, RXR-1."""
+    return _OrderFields(
+        order_control=component(field(orc, 1), d, 1).strip().upper(),
+        order_status=component(field(orc, 5), d, 1).strip().upper(),
+        placer_order_id=component(field(orc, 2), d, 1).strip(),
+        filler_order_id=component(field(orc, 3), d, 1).strip(),
+        drug_code=component(give_code, d, 1).strip(),
+        drug_code_system=component(give_code, d, 3).strip(),
+        drug_text=component(give_code, d, 2).strip(),
+        route=component(field(rxr, 1), d, 1).strip().upper() if rxr is not None else "",
+    )
 
 
 def parse_ras(
@@ -165,15 +187,8 @@ def parse_ras(
     orc = segments[group[0]].split(fs) if group is not None else []
     rxr = _first(segments, "RXR", fs, rxa_index + 1, stop)
     order = MedicationOrder(
-        order_control=component(field(orc, 1), d, 1).strip().upper(),
-        order_status=component(field(orc, 5), d, 1).strip().upper(),
-        placer_order_id=component(field(orc, 2), d, 1).strip(),
-        filler_order_id=component(field(orc, 3), d, 1).strip(),
+        **_order_fields(orc, give_code, rxr, d),
         drug=drug,
-        drug_code=component(give_code, d, 1).strip(),
-        drug_code_system=component(give_code, d, 3).strip(),
-        drug_text=component(give_code, d, 2).strip(),
-        route=component(field(rxr, 1), d, 1).strip().upper() if rxr is not None else "",
         dose_at=dose_at,
         end_at=end_at,
         give_amount=component(field(rxa, 6), d, 1).strip(),
