@@ -26,10 +26,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from service import metrics
+from service.db.engine import database_reachable
 from service.pipeline import DatabaseUnavailable, Incoming, Outcome, Pipeline, Processed
 from service.settings import KafkaSettings
 
@@ -239,7 +239,7 @@ class Consumer:
         started, delay = time.monotonic(), 0.5
         try:
             while not stop.is_set():
-                if await asyncio.to_thread(self._database_reachable):
+                if await asyncio.to_thread(database_reachable, self.engine):
                     break
                 if self.outage_max_s and time.monotonic() - started > self.outage_max_s:
                     raise RuntimeError("database unavailable for longer than outage_max_s")
@@ -252,14 +252,6 @@ class Consumer:
             metrics.consumer_paused.set(0)
         self.state.database_ok = True
         log.info("database reachable again; consumption resumed")
-
-    def _database_reachable(self) -> bool:
-        try:
-            with self.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            return True
-        except Exception:
-            return False
 
     def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():

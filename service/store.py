@@ -398,37 +398,39 @@ def load_history(
     return PatientHistory(
         patient_id=patient.patient_id,
         location=patient.location,
-        orders=tuple(
-            StoredOrder(
-                order_key=o.order_key,
-                order_control=o.order_control,
-                drug=o.drug,
-                route=o.route,
-                dose_at=o.dose_at,
-                end_at=o.end_at,
-                message_time=o.message_time,
-                ordering_provider=o.ordering_provider,
-                administered=o.administered,
-            )
-            for o in orders
-            if o.control_id not in hidden
-        ),
-        results=tuple(
-            StoredResult(
-                result_key=r.result_key,
-                analyte=r.analyte,
-                value=r.value,
-                comparator=r.comparator,
-                unit=r.unit,
-                status=r.status,
-                observed_at=r.observed_at,
-                received_at=r.received_at,
-                reference_range=r.reference_range,
-                code=r.code,
-            )
-            for r in results
-            if r.control_id not in hidden
-        ),
+        orders=tuple(stored_order(o) for o in orders if o.control_id not in hidden),
+        results=tuple(stored_result(r) for r in results if r.control_id not in hidden),
+    )
+
+
+def stored_order(row: MedicationOrderRow) -> StoredOrder:
+    """A stored order message as the clinical core reads it."""
+    return StoredOrder(
+        order_key=row.order_key,
+        order_control=row.order_control,
+        drug=row.drug,
+        route=row.route,
+        dose_at=row.dose_at,
+        end_at=row.end_at,
+        message_time=row.message_time,
+        ordering_provider=row.ordering_provider,
+        administered=row.administered,
+    )
+
+
+def stored_result(row: LabResultRow) -> StoredResult:
+    """A stored result as the clinical core reads it."""
+    return StoredResult(
+        result_key=row.result_key,
+        analyte=row.analyte,
+        value=row.value,
+        comparator=row.comparator,
+        unit=row.unit,
+        status=row.status,
+        observed_at=row.observed_at,
+        received_at=row.received_at,
+        reference_range=row.reference_range,
+        code=row.code,
     )
 
 

@@ -16,12 +16,12 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.responses import Response
 
 from service import metrics
 from service.clock import Clock, WallClock
+from service.db.engine import database_reachable
 from service.pipeline import Clinical, Pipeline
 from service.settings import Settings
 
@@ -61,12 +61,7 @@ class ApiContext:
     session_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
     def database_ok(self) -> bool:
-        try:
-            with self.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            return True
-        except Exception:
-            return False
+        return database_reachable(self.engine)
 
 
 def create_app(context: ApiContext) -> FastAPI:

@@ -20,7 +20,7 @@ from sqlmodel import Session, col
 
 from alerts.catalog import CatalogError
 from alerts.exposures import derive_exposures
-from alerts.model import Exposure, StoredOrder
+from alerts.model import Exposure
 from alerts.monitoring import at_risk_episodes, monitoring_plan
 from service import metrics, store
 from service.db.models import (
@@ -362,23 +362,9 @@ def reprocess_dead_letter(ctx: ApiContext, dl_id: int, now: datetime) -> Reproce
 # -- exposures, risk, timeline ------------------------------------------------------------------
 
 
-def _stored_order(o: MedicationOrderRow) -> StoredOrder:
-    return StoredOrder(
-        order_key=o.order_key,
-        order_control=o.order_control,
-        drug=o.drug,
-        route=o.route,
-        dose_at=o.dose_at,
-        end_at=o.end_at,
-        message_time=o.message_time,
-        ordering_provider=o.ordering_provider,
-        administered=o.administered,
-    )
-
-
 def _exposures(ctx: ApiContext, orders: list[MedicationOrderRow], now: datetime) -> list[Exposure]:
     return derive_exposures(
-        [_stored_order(o) for o in orders], ctx.clinical.drugs, ctx.clinical.rules, now
+        [store.stored_order(o) for o in orders], ctx.clinical.drugs, ctx.clinical.rules, now
     )
 
 
