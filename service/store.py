@@ -7,12 +7,11 @@ transaction, so a message's effects are stored all together or not at all.
 from __future__ import annotations
 
 import functools
-import hashlib
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, TextClause, select, text, update
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -27,7 +26,7 @@ from alerts.model import (
     StoredResult,
 )
 from parsers.events import LabResult, MedicationOrder, MessageHeader
-from parsers.events import Patient as PatientEvent
+from service.db import staging
 from service.db.models import (
     Alert,
     DeadLetter,
@@ -36,6 +35,7 @@ from service.db.models import (
     Patient,
     ProcessedMessage,
 )
+from service.patients import PatientRecord
 
 EVALUATED_ANALYTES = frozenset((*TRIGGER_ANALYTES, ANALYTE_CORRECTED_CALCIUM, ANALYTE_ALBUMIN))
 
@@ -60,7 +60,6 @@ def _statements(dialect: str) -> dict[str, Any]:
         .on_conflict_do_nothing(index_elements=["sending_facility", "control_id"])
         .returning(processed_table.c.sending_facility, processed_table.c.control_id)
     )
-    patient = insert(_table(Patient)).on_conflict_do_nothing(index_elements=["patient_id"])
     results_table = _table(LabResultRow)
     results = insert(results_table)
     keys = ("patient_id", "result_key")
@@ -80,75 +79,42 @@ def _statements(dialect: str) -> dict[str, Any]:
     )
     return {
         "processed": processed,
-        "patient": patient,
         "results": results,
         "orders": orders,
         "dead_letters": dead_letters,
     }
 
 
-def _unnest(model: type[Any], conflict: str, returning: str = "") -> TextClause:
-    """``INSERT ... SELECT FROM unnest(column arrays)``: one statement for a whole batch.
-
-    On PostgreSQL this beats executemany, and by far where RETURNING is needed (measured for
-    500 message claims: 8 ms against 26 ms), because psycopg pipelines executemany row by row
-    and pages RETURNING statements into multi-row VALUES that the server must plan each time.
-    """
-    table = _table(model)
-    columns = [c for c in table.c if c.name != "id"]
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    # Strings travel as TEXT: a cast to VARCHAR(n) would silently truncate an over-long
-    # value (a control id would then no longer match its message), where the column's own
-    # length check raises and the batch falls back to dead-lettering that message.
-    arrays = ", ".join(f"CAST(:{c.name} AS {_array_type(c, dialect)}[])" for c in columns)
-    names = ", ".join(c.name for c in columns)
-    sql = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}) {conflict}"
-    return text(f"{sql} RETURNING {returning}" if returning else sql)
-
-
-def _array_type(column: Any, dialect: Any) -> str:
-    compiled = str(column.type.compile(dialect=dialect))
-    return "TEXT" if compiled.startswith("VARCHAR") else compiled
-
-
 @functools.cache
-def _unnest_statements() -> dict[str, TextClause]:
+def _staged_conflicts() -> dict[str, tuple[Table, str, str]]:
+    """PostgreSQL: (table, ON CONFLICT clause, RETURNING list) of the COPY-staged writes."""
     replaced = ", ".join(
         f"{c.name} = excluded.{c.name}"
         for c in _table(LabResultRow).c
         if c.name not in ("id", "patient_id", "result_key")
     )
     return {
-        "processed": _unnest(
-            ProcessedMessage,
+        "processed": (
+            _table(ProcessedMessage),
             "ON CONFLICT (sending_facility, control_id) DO NOTHING",
-            returning="sending_facility, control_id",
+            "sending_facility, control_id",
         ),
-        "results": _unnest(
-            LabResultRow,
+        "results": (
+            _table(LabResultRow),
             f"ON CONFLICT (patient_id, result_key) DO UPDATE SET {replaced} "
             # Messages arrive out of order: an older version never overwrites a newer one.
             "WHERE lab_results.message_time <= excluded.message_time",
+            "",
         ),
     }
 
 
 def _run(session: Session, name: str, params: Any) -> Any:
     connection = session.connection()
-    if connection.dialect.name == "postgresql" and name in _unnest_statements():
-        return connection.execute(_unnest_statements()[name], _as_arrays(params))
+    if connection.dialect.name == "postgresql" and name in _staged_conflicts():
+        table, conflict, returning = _staged_conflicts()[name]
+        return staging.write(session, table, params, conflict, returning)
     return connection.execute(_statements(connection.dialect.name)[name], params)
-
-
-def _as_arrays(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """Row dicts → one list per column; aware times become naive UTC (as UTCDateTime stores)."""
-    arrays: dict[str, list[Any]] = {key: [] for key in rows[0]}
-    for row in rows:
-        for key, value in row.items():
-            if isinstance(value, datetime):
-                value = value.astimezone(UTC).replace(tzinfo=None)
-            arrays[key].append(value)
-    return arrays
 
 
 def claim_messages(
@@ -174,88 +140,6 @@ def claim_messages(
 
 def claim_message(session: Session, header: MessageHeader, now: datetime) -> bool:
     return bool(claim_messages(session, [header], now))
-
-
-def lock_patients(
-    session: Session, events: Mapping[str, PatientEvent], now: datetime
-) -> dict[str, Patient]:
-    """Create the patients that are new, then lock their rows until the transaction ends.
-
-    The lock serialises all work on one patient across consumer instances (see
-    ``_serialise``), so correctness never depends on a patient's messages landing on one
-    partition: a message stored concurrently with an order for the same patient is seen by
-    that order's evaluation, or evaluated itself after it. Rows are read after the locks are
-    held, so they show everything committed by the previous holder.
-    """
-    if not events:
-        return {}
-    ids = sorted(events)
-    _serialise(session, ids)
-    patients = _select(session, ids)
-    missing = sorted(set(events) - set(patients))
-    if missing:
-        _run(
-            session,
-            "patient",
-            [
-                {
-                    "patient_id": pid,
-                    "authority": events[pid].authority,
-                    "location": events[pid].location,
-                    "facility": events[pid].facility,
-                    "service": events[pid].service,
-                    "has_iron": False,
-                    "has_antiresorptive": False,
-                    "updated_at": now,
-                }
-                for pid in missing
-            ],
-        )
-        patients.update(_select(session, missing))
-
-    for pid, row in patients.items():
-        event = events[pid]
-        current = (event.location, event.facility, event.service)
-        if event.location and (row.location, row.facility, row.service) != current:
-            row.location, row.facility, row.service = current
-            row.updated_at = now
-    return patients
-
-
-def _serialise(session: Session, ids: list[str]) -> None:
-    """Take the per-patient locks (PostgreSQL) until the transaction ends.
-
-    Transaction-scoped advisory locks on a 64-bit hash of each patient id: held in memory,
-    no tuple writes (``SELECT ... FOR UPDATE`` costs a heap write per patient per batch), and
-    released by commit or rollback. Taken in key order, so two instances cannot deadlock. A
-    hash collision only serialises two patients more than needed. SQLite has one writer at a
-    time and needs none.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    keys = sorted({_lock_key(pid) for pid in ids})
-    session.execute(
-        text(
-            "SELECT pg_advisory_xact_lock(k) FROM "
-            "(SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS ordered"
-        ),
-        {"keys": keys},
-    )
-
-
-def _lock_key(patient_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(patient_id.encode()).digest()[:8], "big", signed=True)
-
-
-def _select(session: Session, ids: list[str]) -> dict[str, Patient]:
-    rows = session.execute(
-        select(Patient).where(col(Patient.patient_id).in_(ids)).order_by(col(Patient.patient_id))
-    ).scalars()
-    return {row.patient_id: row for row in rows}
-
-
-def lock_patient(session: Session, event: PatientEvent, now: datetime) -> Patient:
-    return lock_patients(session, {event.id: event}, now)[event.id]
 
 
 def result_key(result: LabResult) -> str:
@@ -347,25 +231,6 @@ def insert_orders(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         _run(session, "orders", list(rows))
 
 
-def mark_exposure(patient: Patient, drug_class: str) -> None:
-    """Remember that the patient has an order of this class (evaluation is skipped without)."""
-    if drug_class == "iv_iron":
-        patient.has_iron = True
-    elif drug_class == "antiresorptive":
-        patient.has_antiresorptive = True
-
-
-def save_order(
-    session: Session,
-    patient: Patient,
-    order: MedicationOrder,
-    drug_class: str,
-    header: MessageHeader,
-) -> None:
-    insert_orders(session, [order_row(patient.patient_id, order, drug_class, header)])
-    mark_exposure(patient, drug_class)
-
-
 def insert_dead_letters(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         _run(session, "dead_letters", list(rows))
@@ -373,7 +238,7 @@ def insert_dead_letters(session: Session, rows: Sequence[dict[str, Any]]) -> Non
 
 def load_history(
     session: Session,
-    patient: Patient,
+    patient: Patient | PatientRecord,
     now: datetime,
     history_days: int,
     hidden: frozenset[str] = frozenset(),
@@ -447,10 +312,4 @@ def alert_state(row: Alert) -> AlertState:
         severity=Severity.parse(row.severity),
         value_canonical=row.value_canonical,
         status=row.status,
-    )
-
-
-def touch_patient(session: Session, patient_id: str, now: datetime) -> None:
-    session.execute(
-        update(Patient).where(col(Patient.patient_id) == patient_id).values(updated_at=now)
     )
