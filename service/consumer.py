@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,10 +30,28 @@ from sqlalchemy.engine import Engine
 
 from service import metrics
 from service.db.engine import database_reachable
-from service.pipeline import DatabaseUnavailable, Incoming, Outcome, Pipeline, Processed
+from service.pipeline import DatabaseUnavailable, Incoming, Outcome, Pipeline, Processed, Staged
 from service.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _InFlight:
+    """A fetched batch whose transaction is running."""
+
+    records: list[tuple[TopicPartition, Any]]
+    stored: asyncio.Task[list[Processed]]
+
+
+def _incoming(tp: TopicPartition, record: Any) -> Incoming:
+    return Incoming(
+        raw=record.value or b"",
+        source="kafka",
+        topic=tp.topic,
+        partition=tp.partition,
+        offset=record.offset,
+    )
 
 
 @dataclass
@@ -112,52 +130,96 @@ class Consumer:
         await producer.start()
         self.state.connected = True
         log.info("consumer started", extra={"topics": list(self.settings.topics)})
+        in_flight: _InFlight | None = None
         try:
             while not stop.is_set():
-                batch = await consumer.getmany(
-                    timeout_ms=self.settings.fetch_timeout_ms,
-                    max_records=self.settings.max_batch_records,
-                )
-                self.state.assigned = len(consumer.assignment())
-                if batch:
-                    if self.state.first_fetch_at is None:
-                        self.state.first_fetch_at = time.perf_counter()
-                    await self._handle(consumer, producer, batch, stop)
+                in_flight = await self._step(consumer, producer, in_flight, stop)
                 self._update_lag(consumer)
+            if in_flight is not None:  # stopping: store and commit the batch in flight
+                await self._settle(consumer, producer, in_flight, stop)
         finally:
             self.state.connected = False
             await consumer.stop()
             await producer.stop()
             log.info("consumer stopped")
 
-    async def _handle(
+    async def _step(
         self,
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
-        batch: dict[TopicPartition, list[Any]],
+        in_flight: _InFlight | None,
+        stop: asyncio.Event,
+    ) -> _InFlight | None:
+        """Fetch and parse the next batch while the previous one is stored; return the batch
+        now being stored.
+
+        Batches are stored one at a time and in fetch order, and a batch's offsets are
+        committed only after its transaction. Parsing (pure, on this thread) overlaps the
+        previous batch's transaction (on the worker thread), and committing the previous
+        batch's offsets overlaps the next transaction.
+        """
+        batch = await consumer.getmany(
+            # With a batch in flight, take only what is already fetched: waiting here would
+            # delay committing it.
+            timeout_ms=0 if in_flight else self.settings.fetch_timeout_ms,
+            max_records=self.settings.max_batch_records,
+        )
+        self.state.assigned = len(consumer.assignment())
+        records = [(tp, record) for tp, recs in batch.items() for record in recs]
+        staged: list[Staged] = []
+        started = time.perf_counter()
+        if records:
+            if self.state.first_fetch_at is None:
+                self.state.first_fetch_at = started
+            staged = self.pipeline.stage_batch([_incoming(tp, record) for tp, record in records])
+        parsing = time.perf_counter() - started
+        previous: list[Processed] | None = None
+        if in_flight is not None:
+            previous = await self._stored(consumer, in_flight, records, stop)
+            if previous is None:  # the database went away: these records are read again too
+                return None
+        next_flight = None
+        if records:
+            next_flight = _InFlight(records, asyncio.create_task(self._store(staged, parsing)))
+        if in_flight is not None and previous is not None:
+            # Committing the offsets overlaps the next batch's transaction.
+            await self._finish(consumer, producer, in_flight.records, previous)
+        return next_flight
+
+    async def _settle(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        in_flight: _InFlight,
         stop: asyncio.Event,
     ) -> None:
-        records = [(tp, record) for tp, recs in batch.items() for record in recs]
-        items = [
-            Incoming(
-                raw=record.value or b"",
-                source="kafka",
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=record.offset,
-            )
-            for tp, record in records
-        ]
-        started = time.perf_counter()
+        """Wait for the batch in flight and commit its offsets (on stopping)."""
+        results = await self._stored(consumer, in_flight, [], stop)
+        if results is not None:
+            await self._finish(consumer, producer, in_flight.records, results)
+
+    async def _stored(
+        self,
+        consumer: AIOKafkaConsumer,
+        in_flight: _InFlight,
+        fetched: list[tuple[TopicPartition, Any]],
+        stop: asyncio.Event,
+    ) -> list[Processed] | None:
+        """The results of the batch in flight. On a database outage (nothing of it stored),
+        seek back to it and to ``fetched`` (read after it), wait for the database, and
+        return None."""
         try:
-            results = await asyncio.to_thread(self.pipeline.process_batch, items)
+            return await in_flight.stored
         except DatabaseUnavailable:
-            # Nothing of the batch was stored: read it again once the database is back.
-            self._seek_back(consumer, records)
+            self._seek_back(consumer, in_flight.records + fetched)
             await self._wait_for_database(consumer, stop)
-            return
-        metrics.processing_seconds.observe(time.perf_counter() - started)
-        await self._finish(consumer, producer, records, results)
+            return None
+
+    async def _store(self, staged: list[Staged], parsing: float) -> list[Processed]:
+        started = time.perf_counter()
+        results = await asyncio.to_thread(self.pipeline.store_batch, staged)
+        metrics.processing_seconds.observe(parsing + time.perf_counter() - started)
+        return results
 
     async def _finish(
         self,
@@ -169,9 +231,9 @@ class Consumer:
         if not records:
             return
         offsets: dict[TopicPartition, int] = {}
+        self._count(records, results)
         for (tp, record), result in zip(records, results, strict=True):
             offsets[tp] = max(offsets.get(tp, -1), record.offset + 1)
-            self._count(tp.topic, result)
             if result.outcome is Outcome.DEAD_LETTER:
                 await self._publish_dead_letter(producer, tp, record, result)
         try:
@@ -185,18 +247,26 @@ class Consumer:
             # database's de-duplication makes that harmless.
             log.warning("offset commit failed after a rebalance; messages will be re-read")
 
-    def _count(self, topic: str, result: Processed) -> None:
-        self.state.records += 1
-        self.state.outcomes[result.outcome.value] += 1
-        self.state.notifications += len(result.notifications)
-        message_type = metrics.normalise_message_type(result.message_type or "unparsed")
-        if result.outcome is Outcome.DEAD_LETTER and not result.message_type:
-            message_type = "unparsed"
-        metrics.messages_consumed.labels(topic, message_type, result.outcome.value).inc()
-        if result.outcome is Outcome.DEAD_LETTER:
-            metrics.dead_letters.labels(result.error_class or "processing").inc()
-        for n in result.notifications:
-            metrics.alerts_total.labels(n.rule, n.severity, n.event).inc()
+    def _count(
+        self, records: list[tuple[TopicPartition, Any]], results: list[Processed]
+    ) -> None:
+        """Outcome counters of a batch: summed here, then one increment per label set."""
+        consumed: Counter[tuple[str, str, str]] = Counter()
+        for (tp, _record), result in zip(records, results, strict=True):
+            outcome = result.outcome
+            consumed[(tp.topic, result.message_type, outcome.value)] += 1
+            self.state.outcomes[outcome.value] += 1
+            if outcome is Outcome.DEAD_LETTER:
+                metrics.dead_letters.labels(result.error_class or "processing").inc()
+            for n in result.notifications:
+                self.state.notifications += 1
+                metrics.alerts_total.labels(n.rule, n.severity, n.event).inc()
+        self.state.records += len(results)
+        for (topic, message_type, outcome_value), count in consumed.items():
+            label = metrics.normalise_message_type(message_type or "unparsed")
+            if outcome_value == Outcome.DEAD_LETTER.value and not message_type:
+                label = "unparsed"  # a dead letter that never parsed
+            metrics.messages_consumed.labels(topic, label, outcome_value).inc(count)
 
     async def _publish_dead_letter(
         self, producer: AIOKafkaProducer, tp: TopicPartition, record: Any, result: Processed

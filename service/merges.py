@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ARRAY, String, any_, bindparam, delete, select, update
 from sqlmodel import Session, col
 
 from alerts.dedup import dedup_key
 from service.db.models import Alert, LabResultRow, MedicationOrderRow, Patient
 from service.db.prevention import AdvisoryRow, PatientAlias, ReminderRow
+from service.patients import PatientRecord
 
 
 def resolve_aliases(session: Session, ids: Iterable[str]) -> dict[str, str]:
@@ -30,17 +31,21 @@ def resolve_aliases(session: Session, ids: Iterable[str]) -> dict[str, str]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
+    prior = col(PatientAlias.prior_id)
+    # PostgreSQL: one array parameter (an IN list is rendered per id on every call).
+    if session.get_bind().dialect.name == "postgresql":
+        matches = prior == any_(bindparam("ids", type_=ARRAY(String)))
+    else:
+        matches = prior.in_(bindparam("ids", expanding=True))
     rows = session.execute(
-        select(col(PatientAlias.prior_id), col(PatientAlias.surviving_id)).where(
-            col(PatientAlias.prior_id).in_(wanted)
-        )
+        select(prior, col(PatientAlias.surviving_id)).where(matches), {"ids": wanted}
     ).all()
     return {prior: surviving for prior, surviving in rows}
 
 
 def merge_patients(
     session: Session,
-    surviving: Patient,
+    surviving: PatientRecord,
     prior_ids: Iterable[str],
     control_id: str,
     now: datetime,
@@ -66,7 +71,7 @@ def merge_patients(
             )
         surviving.has_iron = surviving.has_iron or prior.has_iron
         surviving.has_antiresorptive = surviving.has_antiresorptive or prior.has_antiresorptive
-        surviving.updated_at = now
+        surviving.changed = True
         session.delete(prior)
     # Earlier aliases that pointed at a prior now point at the survivor.
     if merged:

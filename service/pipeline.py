@@ -18,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -55,7 +55,8 @@ from service import prevention, store
 from service.alerting import Delivery, apply_plans
 from service.clock import Clock, MessageClock, WallClock
 from service.db.engine import is_outage
-from service.db.models import Alert, Patient
+from service.db.models import Alert
+from service.patients import PatientRecord, lock_patients, mark_exposure, save_patients
 from service.phi import patient_hash
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,7 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached; the message was not stored and must be retried."""
 
 
-@dataclass(frozen=True)
-class Incoming:
+class Incoming(NamedTuple):
     raw: bytes
     source: str = "kafka"  # kafka | replay | reprocess
     topic: str = ""
@@ -108,7 +108,7 @@ class Clinical:
 
 
 @dataclass
-class _Staged:
+class Staged:
     """One message of a batch after the pure steps (parse, unit check), before the database."""
 
     item: Incoming
@@ -145,7 +145,16 @@ class Pipeline:
         message is dead-lettered alone and the others are stored. Raises DatabaseUnavailable
         (nothing of the batch stored) when the database cannot be reached.
         """
-        staged = [self._stage(item) for item in items]
+        return self.store_batch(self.stage_batch(items))
+
+    def stage_batch(self, items: Sequence[Incoming]) -> list[Staged]:
+        """The steps that need no database (parse, unit check), so that a caller can run them
+        for the next batch while the previous one is being stored."""
+        return [self._stage(item) for item in items]
+
+    def store_batch(self, staged: list[Staged]) -> list[Processed]:
+        """The transaction of ``process_batch`` for messages staged by ``stage_batch``, in the
+        order they were staged."""
         try:
             self._commit(staged)
         except SQLAlchemyError as exc:
@@ -158,26 +167,26 @@ class Pipeline:
             results = [s.result for s in staged]
             self._log(staged)
             return results  # type: ignore[return-value]
-        if len(items) > 1:
+        if len(staged) > 1:
             log.warning(
                 "batch failed; retrying message by message",
-                extra={"error": type(failure).__name__, "messages": len(items)},
+                extra={"error": type(failure).__name__, "messages": len(staged)},
             )
-            return [result for item in items for result in self.process_batch([item])]
+            return [result for s in staged for result in self.process_batch([s.item])]
         return [self._dead_letter_alone(staged[0], failure)]
 
     # -- pure steps -----------------------------------------------------------------------
 
-    def _stage(self, item: Incoming) -> _Staged:
+    def _stage(self, item: Incoming) -> Staged:
         try:
             parsed = parse_message(item.raw, self.clinical.parser)
         except ParseError as exc:
             control_id = sniff_control_id(item.raw)
-            return self._reject(_Staged(item, self.clock.now()), "parse", str(exc), control_id)
+            return self._reject(Staged(item, self.clock.now()), "parse", str(exc), control_id)
         header = parsed.header
         if isinstance(self.clock, MessageClock):
             self.clock.advance(header.message_time)
-        staged = _Staged(item, self.clock.now())
+        staged = Staged(item, self.clock.now())
         if isinstance(parsed, Ignored):
             staged.result = Processed(
                 Outcome.IGNORED, header.message_type, header.control_id, parsed.reason
@@ -218,7 +227,7 @@ class Pipeline:
                 )
         return ""
 
-    def _reject(self, staged: _Staged, error_class: str, reason: str, control_id: str) -> _Staged:
+    def _reject(self, staged: Staged, error_class: str, reason: str, control_id: str) -> Staged:
         item = staged.item
         if item.source == "kafka":
             location = f"kafka:{item.topic}:{item.partition}:{item.offset}"
@@ -244,17 +253,17 @@ class Pipeline:
 
     # -- the transaction ------------------------------------------------------------------
 
-    def _commit(self, staged: list[_Staged]) -> None:
+    def _commit(self, staged: list[Staged]) -> None:
         wall = self.wall_clock.now()
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             fresh = self._claim(session, staged, wall)
             self._follow_aliases(session, fresh)
             events = {_patient(s.parsed).id: _patient(s.parsed) for s in fresh if s.parsed}
-            patients = store.lock_patients(session, events, wall)
-            merges: list[_Staged] = []
+            patients = lock_patients(session, events, wall)
+            merges: list[Staged] = []
             results: list[dict[str, Any]] = []
             orders: list[dict[str, Any]] = []
-            candidates: dict[str, list[_Staged]] = {}  # patient → its messages that may matter
+            candidates: dict[str, list[Staged]] = {}  # patient → its messages that may matter
             for s in fresh:
                 parsed = s.parsed
                 assert parsed is not None
@@ -273,7 +282,7 @@ class Pipeline:
                             patient.patient_id, parsed.order, s.drug_class, parsed.header
                         )
                     )
-                    store.mark_exposure(patient, s.drug_class)
+                    mark_exposure(patient, s.drug_class)
                     matters = s.drug_class in ("iv_iron", "antiresorptive")
                 s.result = Processed(Outcome.STORED, parsed.header.message_type,
                                      parsed.header.control_id)  # fmt: skip
@@ -281,6 +290,8 @@ class Pipeline:
                     candidates.setdefault(patient.patient_id, []).append(s)
             store.upsert_results(session, results)
             store.insert_orders(session, orders)
+            # Saved before merges: a merge reads the prior patient's flags from the database.
+            save_patients(session, patients.values(), wall)
             for s in merges:
                 merge = s.parsed
                 assert isinstance(merge, PatientMerge)
@@ -293,13 +304,14 @@ class Pipeline:
             store.insert_dead_letters(
                 session, [s.dead_letter for s in staged if s.dead_letter is not None]
             )
+            save_patients(session, patients.values(), wall)
             session.flush()
             for patient_id in sorted(candidates):
                 patient = patients[patient_id]
                 if patient.has_iron and patient.has_antiresorptive:
                     self._evaluate_in_order(session, patient, candidates[patient_id])
 
-    def _follow_aliases(self, session: Session, fresh: list[_Staged]) -> None:
+    def _follow_aliases(self, session: Session, fresh: list[Staged]) -> None:
         """File messages sent under a merged-away identifier under the surviving patient."""
         aliases = merges_module.resolve_aliases(
             session, {_patient(s.parsed).id for s in fresh if s.parsed}
@@ -308,9 +320,9 @@ class Pipeline:
             if s.parsed is not None and _patient(s.parsed).id in aliases:
                 s.parsed = _refiled(s.parsed, aliases[_patient(s.parsed).id])
 
-    def _claim(self, session: Session, staged: list[_Staged], now: datetime) -> list[_Staged]:
+    def _claim(self, session: Session, staged: list[Staged], now: datetime) -> list[Staged]:
         """Mark messages processed; return those new (not seen before, not repeated here)."""
-        first: dict[tuple[str, str], _Staged] = {}
+        first: dict[tuple[str, str], Staged] = {}
         for s in staged:
             if s.parsed is None:
                 continue
@@ -333,7 +345,7 @@ class Pipeline:
         return fresh
 
     def _evaluate_in_order(
-        self, session: Session, patient: Patient, messages: list[_Staged]
+        self, session: Session, patient: PatientRecord, messages: list[Staged]
     ) -> None:
         """Evaluate after each of the patient's messages, seeing only what came before it.
 
@@ -354,7 +366,7 @@ class Pipeline:
     def _evaluate(
         self,
         session: Session,
-        patient: Patient,
+        patient: PatientRecord,
         now: datetime,
         alerts: dict[str, Alert],
         hidden: frozenset[str],
@@ -396,7 +408,7 @@ class Pipeline:
 
     # -- after the transaction ----------------------------------------------------------
 
-    def _dead_letter_alone(self, staged: _Staged, failure: Exception) -> Processed:
+    def _dead_letter_alone(self, staged: Staged, failure: Exception) -> Processed:
         """Store one message that failed processing in the dead-letter table."""
         header = staged.parsed.header if staged.parsed else None
         control_id = header.control_id if header else sniff_control_id(staged.item.raw)
@@ -416,7 +428,7 @@ class Pipeline:
         assert staged.result is not None
         return staged.result
 
-    def _log(self, staged: list[_Staged]) -> None:
+    def _log(self, staged: list[Staged]) -> None:
         for s in staged:
             result = s.result
             if result is None:
@@ -451,10 +463,10 @@ def _refiled(
     parsed: LabReport | PharmacyOrder | PatientMerge, patient_id: str
 ) -> LabReport | PharmacyOrder | PatientMerge:
     """The same message filed under another patient id (a merged-away identifier's survivor)."""
-    patient = replace(_patient(parsed), id=patient_id)
+    patient = _patient(parsed)._replace(id=patient_id)
     if isinstance(parsed, PatientMerge):
-        return replace(parsed, surviving=patient)
-    return replace(parsed, patient=patient)
+        return parsed._replace(surviving=patient)
+    return parsed._replace(patient=patient)
 
 
 def sniff_control_id(raw: bytes) -> str:

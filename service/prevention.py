@@ -59,6 +59,7 @@ from service import store
 from service.alerting import Delivery, drug_name, notification_id, store_notification
 from service.db.models import MedicationOrderRow, Patient
 from service.db.prevention import AdvisoryRow, ReminderRow
+from service.patients import PatientRecord
 from service.phi import patient_hash
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ def pharmacy_team(routing: RoutingConfig) -> str:
 
 def queue_advisories(
     session: Session,
-    patient: Patient,
+    patient: PatientRecord,
     history: PatientHistory,
     clinical: Clinical,
     delivery: Delivery,
@@ -357,7 +358,7 @@ def reminder_notification(
     )
 
 
-def care_team(routing: RoutingConfig, patient: Patient) -> str:
+def care_team(routing: RoutingConfig, patient: Patient | PatientRecord) -> str:
     """The team the patient's alerts route to (location, service), for its reminders."""
     team = routing.route(
         Subject(

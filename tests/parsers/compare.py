@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 from typing import Any
 
 from parsers import Ignored, LabReport, ParsedMessage, ParserConfig, PharmacyOrder
@@ -16,7 +15,7 @@ def assert_matches_oracle(text: str, parsed: ParsedMessage, config: ParserConfig
     Returns the hl7apy message for further checks.
     """
     m = oracle.oracle_parse(text)
-    assert asdict(parsed.header) == oracle.expected_header(m, config)
+    assert parsed.header._asdict() == oracle.expected_header(m, config)
     if isinstance(parsed, Ignored):
         kind = parsed.header.message_type
         if kind == "ORU^R01":
@@ -29,7 +28,7 @@ def assert_matches_oracle(text: str, parsed: ParsedMessage, config: ParserConfig
             names = [n for n in (o["drug_text"], o["drug_alt_text"]) if n]
             assert not (codes or names) or config.classify_drug(codes, names) is None
         return m
-    assert asdict(parsed.patient) == oracle.expected_patient(m, config)
+    assert parsed.patient._asdict() == oracle.expected_patient(m, config)
     if isinstance(parsed, LabReport):
         expected = oracle.expected_results(m, config)
         assert len(parsed.results) == len(expected)
@@ -45,7 +44,7 @@ def assert_matches_oracle(text: str, parsed: ParsedMessage, config: ParserConfig
                     assert getattr(got, key) == value, key
     elif isinstance(parsed, PharmacyOrder):
         want = oracle.expected_order(m, config)
-        order = asdict(parsed.order)
+        order = parsed.order._asdict()
         for key, value in want.items():
             if not key.startswith("drug_alt"):
                 assert order[key] == value, key

@@ -1,0 +1,179 @@
+"""The patients a batch transaction touches: lock, read, create, change, save.
+
+Read and written with Core statements into ``PatientRecord`` (not ORM objects): a batch holds
+hundreds of patients, and loading them as ORM instances cost more than the rest of the
+transaction's Python (profile at 5,900 msg/s: 13 % of the daemon's time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ARRAY, String, Table, any_, bindparam, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from parsers.events import Patient as PatientEvent
+from service.db.models import Patient
+
+_PATIENTS: Table = Patient.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class PatientRecord:
+    """A ``patients`` row as one transaction reads and changes it (``save_patients``)."""
+
+    patient_id: str
+    location: str
+    facility: str
+    service: str
+    has_iron: bool
+    has_antiresorptive: bool
+    changed: bool = False
+
+
+def lock_patients(
+    session: Session, events: Mapping[str, PatientEvent], now: datetime
+) -> dict[str, PatientRecord]:
+    """Create the patients that are new, then lock them until the transaction ends.
+
+    The lock serialises all work on one patient across consumer instances (see
+    ``_serialise``), so correctness never depends on a patient's messages landing on one
+    partition: a message stored concurrently with an order for the same patient is seen by
+    that order's evaluation, or evaluated itself after it. Rows are read after the locks are
+    held, so they show everything committed by the previous holder.
+
+    Locations in ``events`` that differ from the stored ones mark the record changed.
+    """
+    if not events:
+        return {}
+    ids = sorted(events)
+    _serialise(session, ids)
+    patients = _select(session, ids)
+    missing = sorted(set(events) - set(patients))
+    if missing:
+        _insert(session, [_new_row(pid, events[pid], now) for pid in missing])
+        patients.update(_select(session, missing))
+    for pid, record in patients.items():
+        event = events[pid]
+        current = (event.location, event.facility, event.service)
+        if event.location and (record.location, record.facility, record.service) != current:
+            record.location, record.facility, record.service = current
+            record.changed = True
+    return patients
+
+
+def mark_exposure(patient: PatientRecord, drug_class: str) -> None:
+    """Remember that the patient has an order of this class (evaluation is skipped without)."""
+    if drug_class == "iv_iron" and not patient.has_iron:
+        patient.has_iron = patient.changed = True
+    elif drug_class == "antiresorptive" and not patient.has_antiresorptive:
+        patient.has_antiresorptive = patient.changed = True
+
+
+def save_patients(session: Session, patients: Iterable[PatientRecord], now: datetime) -> None:
+    """Write the changed records back (under the locks ``lock_patients`` took)."""
+    changed = [p for p in patients if p.changed]
+    if not changed:
+        return
+    session.connection().execute(
+        _SAVE,
+        [
+            {
+                "pid": p.patient_id,
+                "location": p.location,
+                "facility": p.facility,
+                "service": p.service,
+                "has_iron": p.has_iron,
+                "has_antiresorptive": p.has_antiresorptive,
+                "updated_at": now,
+            }
+            for p in changed
+        ],
+    )
+    for p in changed:
+        p.changed = False
+
+
+_SAVE = (
+    update(_PATIENTS)
+    .where(_PATIENTS.c.patient_id == bindparam("pid"))
+    .values(
+        location=bindparam("location"),
+        facility=bindparam("facility"),
+        service=bindparam("service"),
+        has_iron=bindparam("has_iron"),
+        has_antiresorptive=bindparam("has_antiresorptive"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+
+_COLUMNS = (
+    _PATIENTS.c.patient_id,
+    _PATIENTS.c.location,
+    _PATIENTS.c.facility,
+    _PATIENTS.c.service,
+    _PATIENTS.c.has_iron,
+    _PATIENTS.c.has_antiresorptive,
+)
+# PostgreSQL: one array parameter. An IN list of hundreds of ids is rendered and type-cast
+# per parameter on every call.
+_SELECT_ANY = select(*_COLUMNS).where(
+    _PATIENTS.c.patient_id == any_(bindparam("ids", type_=ARRAY(String)))
+)
+_SELECT_IN = select(*_COLUMNS).where(_PATIENTS.c.patient_id.in_(bindparam("ids", expanding=True)))
+
+
+def _select(session: Session, ids: list[str]) -> dict[str, PatientRecord]:
+    connection = session.connection()
+    statement = _SELECT_ANY if connection.dialect.name == "postgresql" else _SELECT_IN
+    return {row[0]: PatientRecord(*row) for row in connection.execute(statement, {"ids": ids})}
+
+
+def _new_row(pid: str, event: PatientEvent, now: datetime) -> dict[str, Any]:
+    return {
+        "patient_id": pid,
+        "authority": event.authority,
+        "location": event.location,
+        "facility": event.facility,
+        "service": event.service,
+        "has_iron": False,
+        "has_antiresorptive": False,
+        "updated_at": now,
+    }
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
+    connection = session.connection()
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(_PATIENTS).on_conflict_do_nothing(index_elements=["patient_id"])
+    connection.execute(statement, rows)
+
+
+def _serialise(session: Session, ids: list[str]) -> None:
+    """Take the per-patient locks (PostgreSQL) until the transaction ends.
+
+    Transaction-scoped advisory locks on a 64-bit hash of each patient id: held in memory,
+    no tuple writes (``SELECT ... FOR UPDATE`` costs a heap write per patient per batch), and
+    released by commit or rollback. Taken in key order, so two instances cannot deadlock. A
+    hash collision only serialises two patients more than needed. SQLite has one writer at a
+    time and needs none.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({_lock_key(pid) for pid in ids})
+    session.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(k) FROM "
+            "(SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k) AS ordered"
+        ),
+        {"keys": keys},
+    )
+
+
+def _lock_key(patient_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(patient_id.encode()).digest()[:8], "big", signed=True)
