@@ -37,27 +37,24 @@ class ProcessedMessage(SQLModel, table=True):
     """Sending facility + MSH-10 of every message whose effects were stored."""
 
     __tablename__ = "processed_messages"
-    __table_args__ = (UniqueConstraint("sending_facility", "control_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    sending_facility: str = Field(max_length=128)
-    control_id: str = Field(max_length=199)
+    sending_facility: str = Field(max_length=128, primary_key=True)
+    control_id: str = Field(max_length=199, primary_key=True)
     message_type: str = Field(default="", max_length=16)
     processed_at: datetime = _utc()  # type: ignore[assignment]
 
 
 class LabResultRow(SQLModel, table=True):
-    """The current version of each result; a correction updates the row of its result_key."""
+    """The current version of each result; a correction updates the row of its result_key.
+
+    Keyed by what identifies it, without a surrogate id: every lookup is by patient, and each
+    extra index costs every one of the millions of rows written (migration 0004).
+    """
 
     __tablename__ = "lab_results"
-    __table_args__ = (
-        UniqueConstraint("patient_id", "result_key"),
-        Index("ix_lab_results_patient_observed", "patient_id", "observed_at"),
-    )
 
-    id: int | None = Field(default=None, primary_key=True)
-    patient_id: str = Field(max_length=64)
-    result_key: str = Field(max_length=255)
+    patient_id: str = Field(max_length=64, primary_key=True)
+    result_key: str = Field(max_length=255, primary_key=True)
     analyte: str = Field(max_length=32)
     code: str = Field(default="", max_length=64)
     value: float | None = None
