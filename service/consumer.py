@@ -247,9 +247,7 @@ class Consumer:
             # database's de-duplication makes that harmless.
             log.warning("offset commit failed after a rebalance; messages will be re-read")
 
-    def _count(
-        self, records: list[tuple[TopicPartition, Any]], results: list[Processed]
-    ) -> None:
+    def _count(self, records: list[tuple[TopicPartition, Any]], results: list[Processed]) -> None:
         """Outcome counters of a batch: summed here, then one increment per label set."""
         consumed: Counter[tuple[str, str, str]] = Counter()
         for (tp, _record), result in zip(records, results, strict=True):

@@ -115,6 +115,7 @@ class Staged:
     now: datetime
     parsed: LabReport | PharmacyOrder | PatientMerge | None = None
     drug_class: str = ""
+    rows: list[store.ResultRow] = field(default_factory=list)  # a report's rows, prepared here
     result: Processed | None = None  # decided without the database (ignored, dead letter)
     dead_letter: dict[str, Any] | None = None  # row for the dead-letter table
 
@@ -196,6 +197,7 @@ class Pipeline:
             problem = self._unit_problem(parsed)
             if problem:
                 return self._reject(staged, "unit", problem, header.control_id)
+            staged.rows = store.result_rows(parsed.patient.id, parsed.results, header, staged.now)
         elif isinstance(parsed, PatientMerge):
             pass
         else:
@@ -261,7 +263,7 @@ class Pipeline:
             events = {_patient(s.parsed).id: _patient(s.parsed) for s in fresh if s.parsed}
             patients = lock_patients(session, events, wall)
             merges: list[Staged] = []
-            results: list[dict[str, Any]] = []
+            results: list[store.ResultRow] = []
             orders: list[dict[str, Any]] = []
             candidates: dict[str, list[Staged]] = {}  # patient → its messages that may matter
             for s in fresh:
@@ -272,9 +274,12 @@ class Pipeline:
                     merges.append(s)
                     matters = False
                 elif isinstance(parsed, LabReport):
-                    results += store.result_rows(
-                        patient.patient_id, parsed.results, parsed.header, s.now
-                    )
+                    rows = s.rows
+                    if parsed.patient.id != rows[0].patient_id:  # refiled under a survivor
+                        rows = store.result_rows(
+                            patient.patient_id, parsed.results, parsed.header, s.now
+                        )
+                    results += rows
                     matters = any(r.analyte in store.EVALUATED_ANALYTES for r in parsed.results)
                 else:
                     orders.append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -110,11 +110,24 @@ def _staged_conflicts() -> dict[str, tuple[Table, str, str]]:
 
 
 def _run(session: Session, name: str, params: Any) -> Any:
+    """Execute statement ``name`` for a list of rows: dicts, or the NamedTuple rows of the
+    staged tables (``ClaimRow``, ``ResultRow``)."""
     connection = session.connection()
-    if connection.dialect.name == "postgresql" and name in _staged_conflicts():
-        table, conflict, returning = _staged_conflicts()[name]
-        return staging.write(session, table, params, conflict, returning)
+    if name in _staged_conflicts():
+        if connection.dialect.name == "postgresql":
+            table, conflict, returning = _staged_conflicts()[name]
+            return staging.write(session, table, params, conflict, returning)
+        params = [row._asdict() for row in params]
     return connection.execute(_statements(connection.dialect.name)[name], params)
+
+
+class ClaimRow(NamedTuple):
+    """A processed_messages row, fields in table column order (COPY writes them as they are)."""
+
+    sending_facility: str
+    control_id: str
+    message_type: str
+    processed_at: datetime
 
 
 def claim_messages(
@@ -126,20 +139,8 @@ def claim_messages(
     """
     if not headers:
         return set()
-    rows = [
-        {
-            "sending_facility": h.sending_facility,
-            "control_id": h.control_id,
-            "message_type": h.message_type,
-            "processed_at": now,
-        }
-        for h in headers
-    ]
+    rows = [ClaimRow(h.sending_facility, h.control_id, h.message_type, now) for h in headers]
     return {(row[0], row[1]) for row in _run(session, "processed", rows)}
-
-
-def claim_message(session: Session, header: MessageHeader, now: datetime) -> bool:
-    return bool(claim_messages(session, [header], now))
 
 
 def result_key(result: LabResult) -> str:
@@ -149,58 +150,67 @@ def result_key(result: LabResult) -> str:
     return f"{anchor}|{result.code.upper()}"[:255]
 
 
+class ResultRow(NamedTuple):
+    """A lab_results row, fields in table column order (COPY writes them as they are)."""
+
+    patient_id: str
+    result_key: str
+    analyte: str
+    code: str
+    value: float | None
+    comparator: str
+    value_text: str
+    unit: str
+    reference_range: str
+    abnormal_flags: str
+    status: str
+    observed_at: datetime
+    received_at: datetime
+    message_time: datetime
+    control_id: str
+
+
 def result_rows(
     patient_id: str, results: Iterable[LabResult], header: MessageHeader, now: datetime
-) -> list[dict[str, Any]]:
+) -> list[ResultRow]:
     message_time = header.message_time or now
+    control_id = header.control_id
     return [
-        {
-            "patient_id": patient_id,
-            "result_key": result_key(result),
-            "analyte": result.analyte,
-            "code": result.code[:64],
-            "value": result.value,
-            "comparator": result.comparator,
-            "value_text": result.value_text[:255],
-            "unit": result.unit[:32],
-            "reference_range": result.reference_range[:64],
-            "abnormal_flags": result.abnormal_flags[:32],
-            "status": result.status[:2],
-            "observed_at": result.observed_at,
-            "received_at": now,
-            "message_time": message_time,
-            "control_id": header.control_id,
-        }
+        ResultRow(
+            patient_id,
+            result_key(result),
+            result.analyte,
+            result.code[:64],
+            result.value,
+            result.comparator,
+            result.value_text[:255],
+            result.unit[:32],
+            result.reference_range[:64],
+            result.abnormal_flags[:32],
+            result.status[:2],
+            result.observed_at,
+            now,
+            message_time,
+            control_id,
+        )
         for result in results
     ]
 
 
-def upsert_results(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def upsert_results(session: Session, rows: Sequence[ResultRow]) -> None:
     """Insert or replace results by (patient, result key); the newest message wins.
 
     One statement may not touch a row twice, so versions of one result within the batch are
     reduced to the newest first (the same rule the database applies across batches).
     """
-    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    newest: dict[tuple[str, str], ResultRow] = {}
     for row in rows:
-        key = (row["patient_id"], row["result_key"])
+        key = (row.patient_id, row.result_key)
         kept = newest.get(key)
-        if kept is None or row["message_time"] >= kept["message_time"]:
+        if kept is None or row.message_time >= kept.message_time:
             newest[key] = row
     if newest:
         _run(session, "results", [newest[key] for key in sorted(newest)])
-
-
-def save_results(
-    session: Session,
-    patient_id: str,
-    results: Iterable[LabResult],
-    header: MessageHeader,
-    now: datetime,
-) -> int:
-    rows = result_rows(patient_id, results, header, now)
-    upsert_results(session, rows)
-    return len(rows)
 
 
 def order_key(order: MedicationOrder, header: MessageHeader) -> str:

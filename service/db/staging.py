@@ -3,7 +3,8 @@
 
 Why not parameters: psycopg formats list parameters (the ``unnest`` statements this replaced)
 in Python, and that cost more than the database work itself (profile at 5,000 msg/s: 28 % of
-the daemon's time). COPY rows are formatted by psycopg's C extension.
+the daemon's time). COPY rows are encoded by psycopg's C extension, in the binary format: the
+text format renders each time as text, 5.4 µs a result row against 1.1 µs (measured).
 
 Each pooled connection creates its TEMP tables once, when it connects (``install``). They are
 ``ON COMMIT DELETE ROWS``: nothing outlives the transaction that staged it, and a rollback
@@ -11,20 +12,19 @@ discards the staged rows with everything else. They carry no constraints: the re
 checks (a too-long string, a NOT NULL) apply in the ``INSERT ... SELECT``, so a bad row still
 fails its batch, which the pipeline then retries message by message.
 
-Times are staged as ``timestamptz`` and stored ``AT TIME ZONE 'UTC'``: the tables keep naive
-UTC (``service.db.types.UTCDateTime``), and COPY would otherwise drop an aware time's offset.
+Times are staged as ``timestamptz`` (a naive time is refused, as ``UTCDateTime`` refuses it)
+and stored ``AT TIME ZONE 'UTC'``: the tables keep naive UTC (``service.db.types``).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import DateTime, Table, event
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Table, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session
 
 from service.db.models import LabResultRow, ProcessedMessage
@@ -46,15 +46,30 @@ def staged_columns(table: Table) -> list[str]:
 
 
 def _column_type(table: Table, name: str) -> str:
-    column = table.c[name]
-    if isinstance(column.type, UTCDateTime | DateTime):
+    """The staging column's PostgreSQL type (also the COPY's binary type)."""
+    column_type = table.c[name].type
+    if isinstance(column_type, UTCDateTime | DateTime):
         return "timestamptz"
-    compiled = str(column.type.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
-    return "text" if compiled.startswith("VARCHAR") else compiled
+    if isinstance(column_type, TypeDecorator):  # sqlmodel's AutoString is a VARCHAR
+        column_type = column_type.impl_instance
+    if isinstance(column_type, String):
+        return "text"
+    if isinstance(column_type, Float):
+        return "float8"
+    if isinstance(column_type, Boolean):
+        return "bool"
+    if isinstance(column_type, Integer):
+        return "int8"
+    raise TypeError(f"no staging type for {table.name}.{name} ({column_type!r})")
 
 
 def _is_time(table: Table, name: str) -> bool:
     return _column_type(table, name) == "timestamptz"
+
+
+@functools.cache
+def _copy_types(table: Table) -> list[str]:
+    return [_column_type(table, name) for name in staged_columns(table)]
 
 
 def create_statement(table: Table) -> str:
@@ -78,7 +93,8 @@ def _create_tables(dbapi_connection: Any, _record: Any) -> None:
 
 @functools.cache
 def _copy_statement(table: Table) -> str:
-    return f"COPY {staging_name(table)} ({', '.join(staged_columns(table))}) FROM STDIN"
+    columns = ", ".join(staged_columns(table))
+    return f"COPY {staging_name(table)} ({columns}) FROM STDIN (FORMAT BINARY)"
 
 
 @functools.cache
@@ -99,11 +115,11 @@ def move_statement(table: Table, conflict: str, returning: str = "") -> str:
 def write(
     session: Session,
     table: Table,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Sequence[Any]],
     conflict: str,
     returning: str = "",
 ) -> list[tuple[Any, ...]]:
-    """Stage ``rows`` (dicts keyed by column name) and move them into ``table``.
+    """Stage ``rows`` (values in ``staged_columns`` order) and move them into ``table``.
 
     Returns the RETURNING rows (empty without ``returning``). Runs in the session's
     transaction and never commits.
@@ -112,10 +128,10 @@ def write(
         return []
     driver = session.connection().connection.driver_connection
     assert driver is not None
-    values = itemgetter(*staged_columns(table))
     with driver.cursor() as cursor:
         with cursor.copy(_copy_statement(table)) as copy:
+            copy.set_types(_copy_types(table))
             for row in rows:
-                copy.write_row(values(row))
+                copy.write_row(row)
         cursor.execute(move_statement(table, conflict, returning))  # type: ignore[arg-type]
         return cursor.fetchall() if returning else []
