@@ -4,9 +4,12 @@ Contract (arroyo/aiokafka style):
 - Offsets are committed only after every message of the batch has its effects committed in
   the database. Messages that produce nothing (ignored, duplicates, dead letters) are
   committed too, so the stream moves on.
-- A batch is stored in one transaction. A database outage pauses the assigned partitions
-  (the group membership and heartbeats stay alive), seeks back to the batch's first offsets,
-  and resumes once ``SELECT 1`` works.
+- A batch is stored in one transaction, batches one at a time and in fetch order. While one
+  is stored (worker thread), the next is parsed (event loop), and the previous one's offsets
+  are committed while the next is stored.
+- A database outage pauses the assigned partitions (the group membership and heartbeats stay
+  alive), seeks back to the first offsets of the batch in flight (and of the batch fetched
+  after it), and resumes once ``SELECT 1`` works.
   Nothing is skipped. ``database.outage_max_s`` > 0 turns a long outage into a loud exit.
 - Fatal Kafka errors (authorisation, unknown topic with auto-create off) propagate and stop
   the process; a single bad record is dead-lettered and skipped.

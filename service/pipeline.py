@@ -1,7 +1,9 @@
 """One message → parse → one database transaction (dedupe, store, evaluate, outbox) → outcome.
 
 The same pipeline serves the Kafka consumer, ``replay`` and dead-letter reprocessing. It is
-synchronous (SQLAlchemy sessions); the consumer runs it in a worker thread.
+synchronous (SQLAlchemy sessions) and in two halves: ``stage_batch`` (pure: parse, checks, row
+preparation) and ``store_batch`` (the transaction). The consumer runs the first on its event
+loop and the second in a worker thread, so that parsing a batch overlaps storing the previous.
 
 Contract:
 - ``process`` never raises for a bad message: parse errors, units it cannot understand and
