@@ -50,7 +50,7 @@ def _timed(
     return timed
 
 
-def profile(database_url: str, messages: int, batch: int = 500) -> list[str]:
+def profile(database_url: str, messages: int, batch: int = 1000) -> list[str]:
     settings = load_settings(None, overrides={"database": {"url": database_url}})
     app = build_app(settings, clock=MessageClock())
     upgrade(app.engine)

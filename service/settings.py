@@ -86,7 +86,7 @@ class KafkaSettings(_Section):
     topics: tuple[str, ...] = ("hl7.oru", "hl7.rde")
     dead_letter_topic: str = "hl7.deadletter"
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    max_batch_records: int = Field(default=500, ge=1, le=100_000)
+    max_batch_records: int = Field(default=1000, ge=1, le=100_000)
     fetch_timeout_ms: int = Field(default=500, ge=10, le=60_000)
     # How long the broker may hold a fetch waiting for data: bounds detection latency when the
     # feed is quiet (aiokafka's default is 500 ms).
