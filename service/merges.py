@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import ARRAY, String, any_, bindparam, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlmodel import Session, col
 
 from alerts.dedup import dedup_key
+from service.db.engine import one_of_ids
 from service.db.models import Alert, LabResultRow, MedicationOrderRow, Patient
 from service.db.prevention import AdvisoryRow, PatientAlias, ReminderRow
 from service.patients import PatientRecord
@@ -32,11 +33,7 @@ def resolve_aliases(session: Session, ids: Iterable[str]) -> dict[str, str]:
     if not wanted:
         return {}
     prior = col(PatientAlias.prior_id)
-    # PostgreSQL: one array parameter (an IN list is rendered per id on every call).
-    if session.get_bind().dialect.name == "postgresql":
-        matches = prior == any_(bindparam("ids", type_=ARRAY(String)))
-    else:
-        matches = prior.in_(bindparam("ids", expanding=True))
+    matches = one_of_ids(prior, session.get_bind().dialect.name)
     rows = session.execute(
         select(prior, col(PatientAlias.surviving_id)).where(matches), {"ids": wanted}
     ).all()

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, String, Table, any_, bindparam, select, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from parsers.events import Patient as PatientEvent
+from service.db.engine import one_of_ids
 from service.db.models import Patient
 
 _PATIENTS: Table = Patient.__table__  # type: ignore[attr-defined]
@@ -120,17 +121,11 @@ _COLUMNS = (
     _PATIENTS.c.has_iron,
     _PATIENTS.c.has_antiresorptive,
 )
-# PostgreSQL: one array parameter. An IN list of hundreds of ids is rendered and type-cast
-# per parameter on every call.
-_SELECT_ANY = select(*_COLUMNS).where(
-    _PATIENTS.c.patient_id == any_(bindparam("ids", type_=ARRAY(String)))
-)
-_SELECT_IN = select(*_COLUMNS).where(_PATIENTS.c.patient_id.in_(bindparam("ids", expanding=True)))
 
 
 def _select(session: Session, ids: list[str]) -> dict[str, PatientRecord]:
     connection = session.connection()
-    statement = _SELECT_ANY if connection.dialect.name == "postgresql" else _SELECT_IN
+    statement = select(*_COLUMNS).where(one_of_ids(_PATIENTS.c.patient_id, connection.dialect.name))
     return {row[0]: PatientRecord(*row) for row in connection.execute(statement, {"ids": ids})}
 
 

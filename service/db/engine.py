@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import ARRAY, ColumnElement, String, any_, bindparam, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Mapped
 from sqlmodel import create_engine
 
 from service.db import staging
@@ -68,6 +69,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def one_of_ids(column: ColumnElement[str] | Mapped[str], dialect: str) -> ColumnElement[bool]:
+    """``column`` equals one of the list bound as ``ids``.
+
+    PostgreSQL gets one array parameter: an IN list of a batch's hundreds of ids is rendered
+    and type-cast per id on every call.
+    """
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(String)))
+    return column.in_(bindparam("ids", expanding=True))
 
 
 def database_reachable(engine: Engine) -> bool:
