@@ -57,17 +57,14 @@ def _statements(dialect: str) -> dict[str, Any]:
     # for these statements).
     processed = (
         insert(processed_table)
-        .on_conflict_do_nothing(index_elements=["sending_facility", "control_id"])
-        .returning(processed_table.c.sending_facility, processed_table.c.control_id)
+        .on_conflict_do_nothing(index_elements=list(_CLAIM_KEY))
+        .returning(*(processed_table.c[name] for name in _CLAIM_KEY))
     )
     results_table = _table(LabResultRow)
     results = insert(results_table)
-    keys = ("patient_id", "result_key")
     results = results.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={
-            c.name: results.excluded[c.name] for c in results_table.c if c.name not in (*keys, "id")
-        },
+        index_elements=list(_RESULT_KEY),
+        set_={name: results.excluded[name] for name in _result_values()},
         # Messages arrive out of order: an older version never overwrites a newer one.
         where=results_table.c.message_time <= results.excluded.message_time,
     )
@@ -87,26 +84,34 @@ def _statements(dialect: str) -> dict[str, Any]:
 
 @functools.cache
 def _staged_conflicts() -> dict[str, tuple[Table, str, str]]:
-    """PostgreSQL: (table, ON CONFLICT clause, RETURNING list) of the COPY-staged writes."""
-    replaced = ", ".join(
-        f"{c.name} = excluded.{c.name}"
-        for c in _table(LabResultRow).c
-        if c.name not in ("id", "patient_id", "result_key")
-    )
+    """PostgreSQL: (table, ON CONFLICT clause, RETURNING list) of the COPY-staged writes: the
+    same rules as ``_statements``, as SQL text for ``staging.write``."""
+    claim_key, result_key = ", ".join(_CLAIM_KEY), ", ".join(_RESULT_KEY)
+    replaced = ", ".join(f"{name} = excluded.{name}" for name in _result_values())
     return {
         "processed": (
             _table(ProcessedMessage),
-            "ON CONFLICT (sending_facility, control_id) DO NOTHING",
-            "sending_facility, control_id",
+            f"ON CONFLICT ({claim_key}) DO NOTHING",
+            claim_key,
         ),
         "results": (
             _table(LabResultRow),
-            f"ON CONFLICT (patient_id, result_key) DO UPDATE SET {replaced} "
+            f"ON CONFLICT ({result_key}) DO UPDATE SET {replaced} "
             # Messages arrive out of order: an older version never overwrites a newer one.
             "WHERE lab_results.message_time <= excluded.message_time",
             "",
         ),
     }
+
+
+# The primary keys the claims and results are upserted on (migration 0004).
+_CLAIM_KEY = ("sending_facility", "control_id")
+_RESULT_KEY = ("patient_id", "result_key")
+
+
+def _result_values() -> list[str]:
+    """The lab_results columns a newer version of a result replaces: all but its key."""
+    return [c.name for c in _table(LabResultRow).c if c.name not in _RESULT_KEY]
 
 
 def _run(session: Session, name: str, params: Any) -> Any:

@@ -41,8 +41,9 @@ def staging_name(table: Table) -> str:
 
 
 def staged_columns(table: Table) -> list[str]:
-    """The columns a batch supplies: all but the surrogate key."""
-    return [c.name for c in table.c if c.name != "id"]
+    """The columns a batch supplies, in table order: all of them (no staged table has a
+    surrogate key)."""
+    return [c.name for c in table.c]
 
 
 def _column_type(table: Table, name: str) -> str:
