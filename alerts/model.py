@@ -77,6 +77,7 @@ class StoredOrder:
     message_time: datetime  # MSH-7 (else dose_at): orders of one key are applied in this order
     ordering_provider: str = ""
     administered: bool = False  # True for an RAS administration (a dose that really happened)
+    completion_status: str = ""  # RXA-20 of an administration: NA (not given), RE (refused), ...
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class StoredResult:
     received_at: datetime  # processing time when this version was stored
     reference_range: str = ""
     code: str = ""
+    specimen: str = ""  # the OBR it was reported in (filler, else placer order id); "" if none
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from parsers.events import (
     Patient,
     PatientMerge,
     PharmacyOrder,
+    Rejected,
 )
 from parsers.framing import split_messages
 
@@ -32,6 +33,7 @@ __all__ = [
     "Patient",
     "PatientMerge",
     "PharmacyOrder",
+    "Rejected",
     "parse_message",
     "split_messages",
 ]

@@ -58,6 +58,22 @@ class LabResult(NamedTuple):
     placer_order_id: str  # OBR-2.1 (else ORC-2.1)
     filler_order_id: str  # OBR-3.1 (else ORC-3.1)
     set_id: str  # OBX-1
+    sub_id: str = ""  # OBX-4 (observation sub-id): tells apart two OBX of one code in one OBR
+    occurrence: int = 1  # 1-based count of this (code, sub_id) within its OBR, in message order
+    position: str = ""  # "OBX[n]": where it stands in the message (for dead-letter reasons)
+
+
+class Rejected(NamedTuple):
+    """A relevant item (catalogued OBX, RXE or RXA) that could not be read, without values.
+
+    The message's other items are still delivered; the service dead-letters each rejected
+    item on its own with this reason, so one unusable result never hides another.
+    """
+
+    segment: str  # "OBX[3]", "RXE[2]", "RXA[1]": where, counted over the whole message
+    field: str  # "OBX-14", "TQ1-7", ...
+    reason: str  # PHI-free: "no observation time", "unusable timestamp", ...
+    item: str  # the analyte or drug catalog key it would have been
 
 
 class LabReport(NamedTuple):
@@ -66,6 +82,7 @@ class LabReport(NamedTuple):
     header: MessageHeader
     patient: Patient
     results: tuple[LabResult, ...]
+    rejected: tuple[Rejected, ...] = ()  # catalogued OBX that could not be read
 
 
 class MedicationOrder(NamedTuple):
@@ -86,14 +103,17 @@ class MedicationOrder(NamedTuple):
     give_units: str  # RXE-5.1
     ordering_provider: str  # ORC-12.1 (an identifier, not a name)
     administered: bool = False  # True for an RAS^O17 administration (RXA-3 is the dose time)
+    completion_status: str = ""  # RXA-20 (CP, RE, NA, PA), upper-cased; "" for an RDE
 
 
 class PharmacyOrder(NamedTuple):
-    """An RDE^O11 or RAS^O17 (one order; the first ORC group when several are sent)."""
+    """An RDE^O11 or RAS^O17: every ORDER group's catalogued give (RDE) or every catalogued
+    administration (RAS, each RXA), in message order."""
 
     header: MessageHeader
     patient: Patient
-    order: MedicationOrder
+    orders: tuple[MedicationOrder, ...]
+    rejected: tuple[Rejected, ...] = ()  # catalogued RXE/RXA that could not be read
 
 
 class PatientMerge(NamedTuple):
