@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from alerts.identity import patient_key, split_patient_key
+
 
 @dataclass(frozen=True)
 class DrugRef:
@@ -25,7 +27,7 @@ class Notification:
     rule: str
     severity: str  # info | warning | high | critical
     dedup_key: str
-    patient_id: str
+    patient_id: str  # the patient key: identifier and assigning authority (alerts.identity)
     patient_location: str
     analyte: str | None
     value: float | None
@@ -45,13 +47,18 @@ class Notification:
     def pages(self) -> bool:
         return self.severity in ("high", "critical")
 
+    def patient_json(self) -> dict[str, str]:
+        """DESIGN.md's ``patient`` object: PID-3.1 as sent, its PID-3.4, the location."""
+        identifier, authority = split_patient_key(self.patient_id)
+        return {"id": identifier, "authority": authority, "location": self.patient_location}
+
     def to_json(self) -> dict[str, Any]:
         """The DESIGN.md contract keys (plus a few extra, never fewer)."""
         doc: dict[str, Any] = {
             "event": self.event,
             "rule": self.rule,
             "severity": self.severity,
-            "patient": {"id": self.patient_id, "location": self.patient_location},
+            "patient": self.patient_json(),
             "analyte": self.analyte,
             "value": self.value,
             "unit": self.unit,
@@ -92,7 +99,7 @@ def notification_from_json(doc: dict[str, Any]) -> Notification:
         rule=doc["rule"],
         severity=doc["severity"],
         dedup_key=doc["dedup_key"],
-        patient_id=patient.get("id", ""),
+        patient_id=patient_key(patient.get("id", ""), patient.get("authority", "")),
         patient_location=patient.get("location", ""),
         analyte=doc.get("analyte"),
         value=doc.get("value"),

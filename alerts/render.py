@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from alerts.identity import split_patient_key
 from alerts.notification import DrugRef, Notification
 
 # Suggested actions, CLINICAL.md "What a page should say" (after the Stokes et al. case series).
@@ -129,7 +130,7 @@ class _Parts:
                 if n.antiresorptive and n.antiresorptive.dose_at
                 else ""
             ),
-            patient=f"MRN {_clean(n.patient_id)}" if n.patient_id else "",
+            patient=_patient(n.patient_id),
             location=_clean(n.patient_location),
             actions=tuple(_clean(a) for a in actions if a.strip()),
             ack=f"Ack: {_clean(n.ack_url)}" if n.ack_url else "",
@@ -230,3 +231,11 @@ def _join(sep: str, *items: str) -> str:
 
 def _clean(text: str) -> str:
     return _CONTROL.sub(" ", text).strip()
+
+
+def _patient(key: str) -> str:
+    """"MRN 12345 (GH)": the identifier, and the authority that assigned it when known."""
+    if not key:
+        return ""
+    identifier, authority = split_patient_key(key)
+    return f"MRN {_clean(identifier)}" + (f" ({_clean(authority)})" if authority else "")

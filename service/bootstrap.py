@@ -191,7 +191,14 @@ def build_app(
     real_transports = dict(transports) if transports is not None else build_transports(channels)
     engine = open_database(settings, migrate=migrate)
     wall = WallClock()
-    pipeline = Pipeline(engine, clinical, delivery, clock=clock or wall, wall_clock=wall)
+    pipeline = Pipeline(
+        engine,
+        clinical,
+        delivery,
+        clock=clock or wall,
+        wall_clock=wall,
+        max_message_bytes=settings.kafka.max_message_bytes,
+    )
     dispatcher = Dispatcher(engine, real_transports, settings.dispatcher, clock=wall)
     app = App(settings, engine, clinical, pipeline, dispatcher)
     # Routing to teams and on-call tiers, ack links in pages, the dispatcher's fallback route.

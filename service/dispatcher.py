@@ -36,6 +36,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
+from alerts.identity import patient_key, split_patient_key
 from alerts.notification import Notification, notification_from_json
 from alerts.pagers.base import DeliveryResult, Outcome, Pager
 from service import metrics, paging_metrics
@@ -217,8 +218,10 @@ class Dispatcher:
             return notification
         identity = settings.paging.page_identity
         if identity == "masked":
-            masked = "*" * max(len(notification.patient_id) - 4, 0)
-            return replace(notification, patient_id=masked + notification.patient_id[-4:])
+            # The identifier's last four characters; the authority says which hospital's.
+            identifier, authority = split_patient_key(notification.patient_id)
+            masked = "*" * max(len(identifier) - 4, 0) + identifier[-4:]
+            return replace(notification, patient_id=patient_key(masked, authority))
         if identity == "location":
             return replace(notification, patient_id="")
         return notification

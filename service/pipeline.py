@@ -13,6 +13,14 @@ Contract:
 - A message whose sending facility + MSH-10 was processed before changes nothing
   (``DUPLICATE``); irrelevant messages (``IGNORED``) are not even recorded, because repeating
   them changes nothing either.
+- One unusable item never hides another: a relevant result whose value or unit cannot be used,
+  or an order group or administration the parser could not read, is dead-lettered on its own
+  (one row per item, its location key suffixed with the item's position) and the rest of the
+  message is stored. Only a message with nothing usable left is a ``DEAD_LETTER`` as a whole.
+- Nothing about a message's bytes can stop the stream: a record over ``max_message_bytes`` is
+  dead-lettered before it is decoded, and a dead letter that the database refuses is stored
+  again in a form that cannot fail on the message (raw bytes, a cleaned control id, a fixed
+  reason). Only an unreachable database stops a batch, as ``DatabaseUnavailable``.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from sqlmodel import Session
 
 from alerts.advisory import DEFAULT_LOOKBACK_DAYS
 from alerts.catalog import DrugCatalog, LabCatalog
+from alerts.identity import patient_key
 from alerts.model import RULE_INTERACTION, AlertState, RuleConfig
 from alerts.monitoring import MonitoringConfig
 from alerts.notification import Notification
@@ -49,6 +58,7 @@ from parsers import (
     ParserConfig,
     PatientMerge,
     PharmacyOrder,
+    Rejected,
     parse_message,
 )
 from parsers import Patient as PatientEvent
@@ -62,6 +72,17 @@ from service.patients import PatientRecord, lock_patients, mark_exposure, save_p
 from service.phi import patient_hash
 
 log = logging.getLogger(__name__)
+
+# Far above any lab result or pharmacy order (a report with an embedded PDF is a few MB), and
+# four times Kafka's default message.max.bytes (1 MB): only a runaway record is refused.
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# The patient key is stored in columns of this width (migration 0005); a longer identifier
+# is refused rather than cut, since a cut key could be another patient's.
+MAX_PATIENT_KEY = 160
+# OBX-11 statuses that may come without a number: pending (I), a retraction (D wrong result,
+# W wrong patient, X cannot be obtained). U "changed to final" with an empty OBX-5 keeps the
+# stored value (CLINICAL.md "Edge semantics"); U with text that is no number is unusable.
+_VALUELESS_STATUSES = frozenset({"I", "D", "W", "X"})
 
 
 class Outcome(StrEnum):
@@ -89,7 +110,8 @@ class Processed:
     message_type: str = ""
     control_id: str = ""
     reason: str = ""  # PHI-free: why it was ignored or dead-lettered
-    error_class: str = ""  # parse | unit | processing (dead letters)
+    error_class: str = ""  # parse | unit | value | size | processing (dead letters)
+    item_dead_letters: tuple[str, ...] = ()  # error classes of items dead-lettered on their own
     evaluated: bool = False
     notifications: list[Notification] = field(default_factory=list)
 
@@ -116,10 +138,11 @@ class Staged:
     item: Incoming
     now: datetime
     parsed: LabReport | PharmacyOrder | PatientMerge | None = None
-    drug_class: str = ""
+    patient: str = ""  # the patient key (identifier + authority), after alias resolution
+    drug_classes: tuple[str, ...] = ()  # of each of a PharmacyOrder's orders
     rows: list[store.ResultRow] = field(default_factory=list)  # a report's rows, prepared here
     result: Processed | None = None  # decided without the database (ignored, dead letter)
-    dead_letter: dict[str, Any] | None = None  # row for the dead-letter table
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)  # dead-letter table rows
 
 
 class Pipeline:
@@ -130,12 +153,14 @@ class Pipeline:
         delivery: Delivery,
         clock: Clock | None = None,
         wall_clock: Clock | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self.engine = engine
         self.clinical = clinical
         self.delivery = delivery
         self.clock = clock or WallClock()
         self.wall_clock = wall_clock or WallClock()
+        self.max_message_bytes = max_message_bytes
 
     def process(self, item: Incoming) -> Processed:
         return self.process_batch([item])[0]
@@ -181,6 +206,11 @@ class Pipeline:
     # -- pure steps -----------------------------------------------------------------------
 
     def _stage(self, item: Incoming) -> Staged:
+        if len(item.raw) > self.max_message_bytes:
+            # Refused before decoding: a runaway record must not cost its size again in text.
+            reason = f"record of {len(item.raw)} bytes exceeds max_message_bytes"
+            control_id = sniff_control_id(item.raw[:4096])
+            return self._reject(Staged(item, self.clock.now()), "size", reason, control_id)
         try:
             parsed = parse_message(item.raw, self.clinical.parser)
         except ParseError as exc:
@@ -195,49 +225,119 @@ class Pipeline:
                 Outcome.IGNORED, header.message_type, header.control_id, parsed.reason
             )
             return staged
+        patient = _patient(parsed)
+        staged.patient = patient_key(patient.id, patient.authority)
+        if len(staged.patient) > MAX_PATIENT_KEY:
+            reason = f"patient identifier longer than {MAX_PATIENT_KEY} characters (PID-3)"
+            return self._reject(staged, "parse", reason, header.control_id)
+        staged.parsed = parsed  # names the message in the rows of its items' dead letters
         if isinstance(parsed, LabReport):
-            problem = self._unit_problem(parsed)
-            if problem:
-                return self._reject(staged, "unit", problem, header.control_id)
-            staged.rows = store.result_rows(parsed.patient.id, parsed.results, header, staged.now)
-        elif isinstance(parsed, PatientMerge):
-            pass
-        else:
-            drug = self.clinical.drugs.get(parsed.order.drug) if parsed.order.drug else None
-            if drug is None:
+            usable = self._usable_results(staged, parsed)
+            if not usable:
+                return self._reject_whole(staged, parsed)
+            if len(usable) < len(parsed.results):
+                parsed = parsed._replace(results=tuple(usable))
+            staged.rows = store.result_rows(staged.patient, parsed.results, header, staged.now)
+        elif isinstance(parsed, PharmacyOrder):
+            for rejected in parsed.rejected:
+                self._reject_item(staged, "parse", _rejected_reason(rejected), rejected.segment)
+            drugs = self.clinical.drugs
+            kept = [(o, drugs.get(o.drug)) for o in parsed.orders if o.drug]
+            known = [(o, d) for o, d in kept if d is not None]
+            if not known:
+                if staged.dead_letters:
+                    return self._reject_whole(staged, parsed)
+                staged.parsed = None
                 staged.result = Processed(
                     Outcome.IGNORED, header.message_type, header.control_id, "drug not in catalog"
                 )
                 return staged
-            staged.drug_class = drug.drug_class
+            parsed = parsed._replace(orders=tuple(o for o, _ in known))
+            staged.drug_classes = tuple(d.drug_class for _, d in known)
         staged.parsed = parsed
         return staged
 
-    def _unit_problem(self, report: LabReport) -> str:
-        # CLINICAL.md: dead-letter a relevant result whose unit cannot be understood rather
-        # than guess. The whole message goes, so nothing of it is half-stored.
+    def _usable_results(self, staged: Staged, report: LabReport) -> list[Any]:
+        """The report's results that can be stored; each other one is dead-lettered alone.
+
+        CLINICAL.md: a relevant result whose unit or value cannot be used is dead-lettered
+        with a reason rather than guessed at or stored empty, and never takes the message's
+        other results with it.
+        """
+        for rejected in report.rejected:
+            self._reject_item(staged, "parse", _rejected_reason(rejected), rejected.segment)
         labs = self.clinical.labs
+        usable = []
         for result in report.results:
-            if (
-                result.analyte in store.EVALUATED_ANALYTES
-                and result.value is not None
-                and not labs.understands(result.analyte, result.unit)
-            ):
-                # The reason names where, never what: a shifted field can put a patient's
-                # name into OBX-6. The unit itself is in the stored message (`dlq show`).
-                return (
-                    f"unit not understood for {result.analyte} "
-                    f"(OBX-6 of OBX set id {result.set_id[:8]})"
+            if result.analyte not in store.EVALUATED_ANALYTES:
+                usable.append(result)
+                continue
+            where = result.position or f"OBX set id {result.set_id[:8]}"
+            # The reasons name where, never what: a shifted field can put a patient's name
+            # into OBX-5 or OBX-6. The value itself is in the stored message (`dlq show`).
+            if result.value is None:
+                valueless = result.status in _VALUELESS_STATUSES or (
+                    result.status == "U" and not result.value_text.strip()
                 )
-        return ""
+                if valueless:
+                    usable.append(result)
+                    continue
+                what = "not a number" if result.value_text.strip() else "empty"
+                reason = f"{result.analyte} value {what} (OBX-5 of {where})"
+                self._reject_item(staged, "value", reason, where)
+            elif not labs.understands(result.analyte, result.unit):
+                reason = f"unit not understood for {result.analyte} (OBX-6 of {where})"
+                self._reject_item(staged, "unit", reason, where)
+            else:
+                usable.append(result)
+        return usable
+
+    def _reject_item(self, staged: Staged, error_class: str, reason: str, where: str) -> None:
+        staged.dead_letters.append(self._dead_letter_row(staged, error_class, reason, where))
+
+    def _reject_whole(self, staged: Staged, parsed: LabReport | PharmacyOrder) -> Staged:
+        """Nothing of the message is usable: it is one dead letter per unusable item."""
+        header = parsed.header
+        staged.parsed = None  # not claimed: a fixed sender may send it again
+        classes = [row["error_class"] for row in staged.dead_letters]
+        reasons = [row["reason"] for row in staged.dead_letters]
+        staged.result = Processed(
+            Outcome.DEAD_LETTER,
+            header.message_type,
+            header.control_id,
+            "; ".join(reasons)[:2000],
+            classes[0] if classes else "parse",
+            item_dead_letters=tuple(classes[1:]),
+        )
+        return staged
 
     def _reject(self, staged: Staged, error_class: str, reason: str, control_id: str) -> Staged:
+        staged.dead_letters = [self._dead_letter_row(staged, error_class, reason, "", control_id)]
+        staged.result = Processed(
+            Outcome.DEAD_LETTER, control_id=control_id, reason=reason, error_class=error_class
+        )
+        return staged
+
+    def _dead_letter_row(
+        self,
+        staged: Staged,
+        error_class: str,
+        reason: str,
+        where: str = "",
+        control_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A dead-letter table row for the message, or for one item of it (``where``)."""
         item = staged.item
         if item.source == "kafka":
             location = f"kafka:{item.topic}:{item.partition}:{item.offset}"
         else:
             location = f"{item.source}:{hashlib.sha256(item.raw).hexdigest()}"
-        staged.dead_letter = {
+        if where:
+            location = f"{location}#{where}"
+        if control_id is None:
+            header = staged.parsed.header if staged.parsed else None
+            control_id = header.control_id if header else sniff_control_id(item.raw)
+        return {
             "location_key": location[:255],
             "source": item.source,
             "topic": item.topic[:255],
@@ -250,10 +350,6 @@ class Pipeline:
             "status": "new",
             "created_at": self.wall_clock.now(),
         }
-        staged.result = Processed(
-            Outcome.DEAD_LETTER, control_id=control_id, reason=reason, error_class=error_class
-        )
-        return staged
 
     # -- the transaction ------------------------------------------------------------------
 
@@ -262,7 +358,7 @@ class Pipeline:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             fresh = self._claim(session, staged, wall)
             self._follow_aliases(session, fresh)
-            events = {_patient(s.parsed).id: _patient(s.parsed) for s in fresh if s.parsed}
+            events = {s.patient: _patient(s.parsed) for s in fresh if s.parsed}
             patients = lock_patients(session, events, wall)
             merges: list[Staged] = []
             results: list[store.ResultRow] = []
@@ -271,28 +367,30 @@ class Pipeline:
             for s in fresh:
                 parsed = s.parsed
                 assert parsed is not None
-                patient = patients[_patient(parsed).id]
+                patient = patients[s.patient]
                 if isinstance(parsed, PatientMerge):
                     merges.append(s)
                     matters = False
                 elif isinstance(parsed, LabReport):
                     rows = s.rows
-                    if parsed.patient.id != rows[0].patient_id:  # refiled under a survivor
-                        rows = store.result_rows(
-                            patient.patient_id, parsed.results, parsed.header, s.now
-                        )
+                    if s.patient != rows[0].patient_id:  # refiled under a survivor
+                        rows = store.result_rows(s.patient, parsed.results, parsed.header, s.now)
                     results += rows
                     matters = any(r.analyte in store.EVALUATED_ANALYTES for r in parsed.results)
                 else:
-                    orders.append(
-                        store.order_row(
-                            patient.patient_id, parsed.order, s.drug_class, parsed.header
+                    pairs = zip(parsed.orders, s.drug_classes, strict=True)
+                    for position, (order, drug_class) in enumerate(pairs, 1):
+                        orders.append(
+                            store.order_row(s.patient, order, drug_class, parsed.header, position)
                         )
-                    )
-                    mark_exposure(patient, s.drug_class)
-                    matters = s.drug_class in ("iv_iron", "antiresorptive")
-                s.result = Processed(Outcome.STORED, parsed.header.message_type,
-                                     parsed.header.control_id)  # fmt: skip
+                        mark_exposure(patient, drug_class)
+                    matters = any(c in ("iv_iron", "antiresorptive") for c in s.drug_classes)
+                s.result = Processed(
+                    Outcome.STORED,
+                    parsed.header.message_type,
+                    parsed.header.control_id,
+                    item_dead_letters=tuple(row["error_class"] for row in s.dead_letters),
+                )
                 if matters:
                     candidates.setdefault(patient.patient_id, []).append(s)
             store.upsert_results(session, results)
@@ -302,14 +400,23 @@ class Pipeline:
             for s in merges:
                 merge = s.parsed
                 assert isinstance(merge, PatientMerge)
-                survivor = patients[merge.surviving.id]
+                survivor = patients[s.patient]
                 if merges_module.merge_patients(
-                    session, survivor, merge.prior_ids, merge.header.control_id, wall
+                    session, survivor, _prior_keys(merge), merge.header.control_id, wall
                 ):
                     # Re-evaluate: the merged history may hold an interaction neither had.
                     candidates.setdefault(survivor.patient_id, []).append(s)
+            # Whole-message dead letters, and the items of the messages stored now (a
+            # re-delivered message's items were dead-lettered with it the first time).
+            claimed = {id(s) for s in fresh}
             store.insert_dead_letters(
-                session, [s.dead_letter for s in staged if s.dead_letter is not None]
+                session,
+                [
+                    row
+                    for s in staged
+                    if s.parsed is None or id(s) in claimed
+                    for row in s.dead_letters
+                ],
             )
             save_patients(session, patients.values(), wall)
             session.flush()
@@ -320,12 +427,9 @@ class Pipeline:
 
     def _follow_aliases(self, session: Session, fresh: list[Staged]) -> None:
         """File messages sent under a merged-away identifier under the surviving patient."""
-        aliases = merges_module.resolve_aliases(
-            session, {_patient(s.parsed).id for s in fresh if s.parsed}
-        )
+        aliases = merges_module.resolve_aliases(session, {s.patient for s in fresh if s.parsed})
         for s in fresh:
-            if s.parsed is not None and _patient(s.parsed).id in aliases:
-                s.parsed = _refiled(s.parsed, aliases[_patient(s.parsed).id])
+            s.patient = aliases.get(s.patient, s.patient)
 
     def _claim(self, session: Session, staged: list[Staged], now: datetime) -> list[Staged]:
         """Mark messages processed; return those new (not seen before, not repeated here)."""
@@ -416,24 +520,58 @@ class Pipeline:
     # -- after the transaction ----------------------------------------------------------
 
     def _dead_letter_alone(self, staged: Staged, failure: Exception) -> Processed:
-        """Store one message that failed processing in the dead-letter table."""
+        """Store one message that failed processing in the dead-letter table.
+
+        Should the database refuse that row too (the message's own text broke the first
+        attempt: a NUL byte, an over-long field), the row is stored again in a form that
+        cannot fail on the message: its raw bytes, a control id cut to printable ASCII and a
+        fixed reason. Only an outage, or a database that refuses even that, raises
+        ``DatabaseUnavailable``, and the caller retries: the message is never skipped.
+        """
         header = staged.parsed.header if staged.parsed else None
         control_id = header.control_id if header else sniff_control_id(staged.item.raw)
         log.error(
             "processing failed",
-            extra={"control_id": control_id, "error": type(failure).__name__},
+            extra={"control_id": _printable(control_id), "error": type(failure).__name__},
         )
+        staged.parsed = None
         self._reject(staged, "processing", _describe(failure), control_id)
         try:
+            self._insert_dead_letters(staged.dead_letters)
+        except DatabaseUnavailable:
+            raise
+        except SQLAlchemyError as exc:
+            log.error(
+                "dead letter refused; storing its safe form",
+                extra={"control_id": _printable(control_id), "error": type(exc).__name__},
+            )
+            row = dict(staged.dead_letters[0])
+            row["control_id"] = _printable(control_id)[:199]
+            row["reason"] = f"processing failed ({type(failure).__name__}); see the raw message"
+            row["topic"] = _printable(row["topic"])
+            staged.dead_letters = [row]
+            staged.result = Processed(
+                Outcome.DEAD_LETTER,
+                control_id=row["control_id"],
+                reason=row["reason"],
+                error_class="processing",
+            )
+            try:
+                self._insert_dead_letters([row])
+            except SQLAlchemyError as again:
+                raise DatabaseUnavailable(type(again).__name__) from None
+        self._log([staged])
+        assert staged.result is not None
+        return staged.result
+
+    def _insert_dead_letters(self, rows: list[dict[str, Any]]) -> None:
+        try:
             with Session(self.engine) as session, session.begin():
-                store.insert_dead_letters(session, [staged.dead_letter])  # type: ignore[list-item]
+                store.insert_dead_letters(session, rows)
         except SQLAlchemyError as exc:
             if is_outage(exc):
                 raise DatabaseUnavailable(type(exc).__name__) from exc
             raise
-        self._log([staged])
-        assert staged.result is not None
-        return staged.result
 
     def _log(self, staged: list[Staged]) -> None:
         for s in staged:
@@ -466,14 +604,20 @@ def _patient(parsed: LabReport | PharmacyOrder | PatientMerge) -> PatientEvent:
     return parsed.surviving if isinstance(parsed, PatientMerge) else parsed.patient
 
 
-def _refiled(
-    parsed: LabReport | PharmacyOrder | PatientMerge, patient_id: str
-) -> LabReport | PharmacyOrder | PatientMerge:
-    """The same message filed under another patient id (a merged-away identifier's survivor)."""
-    patient = _patient(parsed)._replace(id=patient_id)
-    if isinstance(parsed, PatientMerge):
-        return parsed._replace(surviving=patient)
-    return parsed._replace(patient=patient)
+def _prior_keys(merge: PatientMerge) -> list[str]:
+    """The patient keys of a merge's prior identifiers (each with its own MRG-1 authority)."""
+    authorities = merge.prior_authorities or ("",) * len(merge.prior_ids)
+    return [patient_key(i, a) for i, a in zip(merge.prior_ids, authorities, strict=True)]
+
+
+def _rejected_reason(rejected: Rejected) -> str:
+    item = f"{rejected.item}: " if rejected.item else ""
+    return f"{item}{rejected.reason} ({rejected.field} of {rejected.segment})"
+
+
+def _printable(text: str) -> str:
+    """Printable ASCII only: what a log line or a last-resort row may carry of a message."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
 
 
 def sniff_control_id(raw: bytes) -> str:

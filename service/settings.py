@@ -96,6 +96,8 @@ class KafkaSettings(_Section):
     fetch_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
     max_partition_fetch_bytes: int = Field(default=512 * 1024, ge=64 * 1024)
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    # A record larger than this is dead-lettered before it is decoded (also in replay).
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None

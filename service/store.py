@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, case, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -62,9 +62,15 @@ def _statements(dialect: str) -> dict[str, Any]:
     )
     results_table = _table(LabResultRow)
     results = insert(results_table)
+    new, old = results.excluded, results_table.c
     results = results.on_conflict_do_update(
         index_elements=list(_RESULT_KEY),
-        set_={name: results.excluded[name] for name in _result_values()},
+        set_={
+            name: case((new.value.is_(None), old[name]), else_=new[name])
+            if name in _VALUE_FIELDS
+            else new[name]
+            for name in _result_values()
+        },
         # Messages arrive out of order: an older version never overwrites a newer one.
         where=results_table.c.message_time <= results.excluded.message_time,
     )
@@ -87,7 +93,13 @@ def _staged_conflicts() -> dict[str, tuple[Table, str, str]]:
     """PostgreSQL: (table, ON CONFLICT clause, RETURNING list) of the COPY-staged writes: the
     same rules as ``_statements``, as SQL text for ``staging.write``."""
     claim_key, result_key = ", ".join(_CLAIM_KEY), ", ".join(_RESULT_KEY)
-    replaced = ", ".join(f"{name} = excluded.{name}" for name in _result_values())
+    replaced = ", ".join(
+        f"{name} = CASE WHEN excluded.value IS NULL THEN lab_results.{name} "
+        f"ELSE excluded.{name} END"
+        if name in _VALUE_FIELDS
+        else f"{name} = excluded.{name}"
+        for name in _result_values()
+    )
     return {
         "processed": (
             _table(ProcessedMessage),
@@ -107,6 +119,11 @@ def _staged_conflicts() -> dict[str, tuple[Table, str, str]]:
 # The primary keys the claims and results are upserted on (migration 0004).
 _CLAIM_KEY = ("sending_facility", "control_id")
 _RESULT_KEY = ("patient_id", "result_key")
+# A version without a number never erases the stored one: OBX-11 U with an empty OBX-5 means
+# "the preliminary value is now final", and D/W/X retract by their status, not by wiping the
+# value (CLINICAL.md "Edge semantics"). These columns are kept when the new version's value
+# is NULL; its status, times and control id are taken.
+_VALUE_FIELDS = ("value", "comparator", "value_text", "unit")
 
 
 def _result_values() -> list[str]:
@@ -149,10 +166,30 @@ def claim_messages(
 
 
 def result_key(result: LabResult) -> str:
-    """Identity of a result across corrections: its order and code (else its time and code)."""
+    """Identity of a result across corrections: its order and code (else its time and code),
+    then its OBX-4 sub-id and, from the second OBX of the same code and sub-id in one OBR on,
+    its occurrence: two OBX of one code in one OBR are two results, never one overwriting the
+    other, and a correction re-sent in the same shape finds its original."""
     order = result.filler_order_id or result.placer_order_id
     anchor = order if order else result.observed_at.isoformat()
-    return f"{anchor}|{result.code.upper()}"[:255]
+    key = f"{anchor}|{result.code.upper()}"
+    if result.sub_id:
+        key += f"|{result.sub_id}"
+    if result.occurrence > 1:
+        key += f"#{result.occurrence}"
+    return key[:255]
+
+
+def specimen_of(result_key: str) -> str:
+    """The order (OBR) a stored result was reported in: the anchor of its result key, or ""
+    when the result had no order id (its anchor is then its observation time)."""
+    anchor = result_key.partition("|")[0]
+    return "" if _looks_like_time(anchor) else anchor
+
+
+def _looks_like_time(anchor: str) -> bool:
+    # result_key() anchors a result without an order id on observed_at.isoformat().
+    return len(anchor) >= 19 and anchor[4] == "-" and anchor[10] == "T"
 
 
 class ResultRow(NamedTuple):
@@ -212,22 +249,55 @@ def upsert_results(session: Session, rows: Sequence[ResultRow]) -> None:
     for row in rows:
         key = (row.patient_id, row.result_key)
         kept = newest.get(key)
-        if kept is None or row.message_time >= kept.message_time:
+        if kept is None:
             newest[key] = row
+        elif row.message_time >= kept.message_time:
+            newest[key] = _keep_value(row, kept)
+        else:
+            newest[key] = _keep_value(kept, row)
     if newest:
         _run(session, "results", [newest[key] for key in sorted(newest)])
 
 
-def order_key(order: MedicationOrder, header: MessageHeader) -> str:
-    return (order.placer_order_id or order.filler_order_id or header.control_id)[:199]
+def _keep_value(newer: ResultRow, older: ResultRow) -> ResultRow:
+    """``newer``, with ``older``'s value when ``newer`` has none (the rule of the upsert)."""
+    if newer.value is not None or older.value is None:
+        return newer
+    return newer._replace(
+        value=older.value,
+        comparator=older.comparator,
+        value_text=older.value_text,
+        unit=older.unit,
+    )
+
+
+def order_key(order: MedicationOrder, header: MessageHeader, position: int = 1) -> str:
+    """The order a message is about: its placer, else filler order id; an order group without
+    either is its message's (its position added from the second group on, so the groups of
+    one RDE stay separate orders)."""
+    key = order.placer_order_id or order.filler_order_id
+    if not key:
+        key = header.control_id if position == 1 else f"{header.control_id}#{position}"
+    return key[:199]
 
 
 def order_row(
-    patient_id: str, order: MedicationOrder, drug_class: str, header: MessageHeader
+    patient_id: str,
+    order: MedicationOrder,
+    drug_class: str,
+    header: MessageHeader,
+    position: int = 1,
 ) -> dict[str, Any]:
+    """A medication_orders row for the ``position``-th (1-based) catalogued order group or
+    administration of a message.
+
+    From the second on, the row's control id is ``<MSH-10>#<position>``: two administrations
+    of one order in one RAS (same order key) are two rows, not one the unique key drops.
+    """
+    control_id = header.control_id if position == 1 else f"{header.control_id}#{position}"
     return {
         "patient_id": patient_id,
-        "order_key": order_key(order, header),
+        "order_key": order_key(order, header, position),
         "order_control": order.order_control[:4],
         "drug": order.drug or "",
         "drug_class": drug_class,
@@ -237,7 +307,8 @@ def order_row(
         "message_time": header.message_time or order.dose_at,
         "ordering_provider": order.ordering_provider[:64],
         "administered": order.administered,
-        "control_id": header.control_id,
+        "completion_status": order.completion_status[:2],
+        "control_id": control_id[:199],
     }
 
 
@@ -278,9 +349,15 @@ def load_history(
     return PatientHistory(
         patient_id=patient.patient_id,
         location=patient.location,
-        orders=tuple(stored_order(o) for o in orders if o.control_id not in hidden),
+        orders=tuple(stored_order(o) for o in orders if _message_of(o) not in hidden),
         results=tuple(stored_result(r) for r in results if r.control_id not in hidden),
     )
+
+
+def _message_of(row: MedicationOrderRow) -> str:
+    """The control id of the message that wrote an order row (see ``order_row``)."""
+    base, mark, position = row.control_id.rpartition("#")
+    return base if mark and position.isdigit() else row.control_id
 
 
 def stored_order(row: MedicationOrderRow) -> StoredOrder:
@@ -295,6 +372,7 @@ def stored_order(row: MedicationOrderRow) -> StoredOrder:
         message_time=row.message_time,
         ordering_provider=row.ordering_provider,
         administered=row.administered,
+        completion_status=row.completion_status,
     )
 
 
@@ -311,6 +389,7 @@ def stored_result(row: LabResultRow) -> StoredResult:
         received_at=row.received_at,
         reference_range=row.reference_range,
         code=row.code,
+        specimen=specimen_of(row.result_key),
     )
 
 

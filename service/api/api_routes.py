@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from alerts.identity import split_patient_key
 from service.acks import ACK_ACTIONS
 from service.api import queries
 from service.api.app import ApiContext
@@ -39,7 +40,12 @@ class ResolveRequest(BaseModel):
 
 
 class PatientLookup(BaseModel):
-    patient_id: str = Field(min_length=1, max_length=64, description="identifier from PID-3")
+    patient_id: str = Field(min_length=1, max_length=64, description="identifier from PID-3.1")
+    authority: str = Field(
+        default="",
+        max_length=64,
+        description="assigning authority (PID-3.4); may be left out when only one has the id",
+    )
 
 
 class Page(BaseModel):
@@ -172,7 +178,7 @@ async def reprocess_dead_letter(request: Request, dl_id: int) -> dict[str, Any]:
 @router.post("/patients/lookup", tags=["patients"])
 def lookup_patient(request: Request, body: PatientLookup) -> dict[str, Any]:
     """The opaque ref of a patient, from the identifier in the body."""
-    ref = queries.patient_ref_for(_ctx(request), body.patient_id)
+    ref = queries.patient_ref_for(_ctx(request), body.patient_id, body.authority)
     if ref is None:
         raise HTTPException(404, "no such patient")
     return {"ref": ref}
@@ -203,7 +209,8 @@ def worklist(request: Request) -> dict[str, Any]:
         "at_risk": [
             {
                 "ref": r.ref,
-                "patient_id": r.patient_id,
+                "patient_id": split_patient_key(r.patient_id)[0],
+                "authority": split_patient_key(r.patient_id)[1],
                 "location": r.location,
                 "iron": {
                     "drug": r.iron,
@@ -228,7 +235,9 @@ def worklist(request: Request) -> dict[str, Any]:
 class SilenceRequest(BaseModel):
     """What to silence (at least one of patient, unit, rule), who says so, why, how long."""
 
-    patient_id: str = Field(default="", max_length=64, description="identifier from PID-3")
+    patient_id: str = Field(
+        default="", max_length=64, description="patient key: PID-3.1, then ^PID-3.4 if set"
+    )
     unit: str = Field(default="", max_length=64, description="point of care, e.g. 4W")
     rule: str = Field(default="", max_length=64)
     author: str = Field(min_length=1, max_length=128)

@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 
 from alerts.catalog import CatalogError
 from alerts.exposures import derive_exposures
+from alerts.identity import patient_key, split_patient_key
 from alerts.model import Exposure
 from alerts.monitoring import at_risk_episodes, monitoring_plan
 from service import metrics, store
@@ -67,7 +68,7 @@ def alert_doc(ctx: ApiContext, row: Alert, patient_ref: int | None) -> dict[str,
         "rule": row.rule,
         "status": row.status,
         "severity": row.severity,
-        "patient": {"ref": patient_ref, "id": row.patient_id, "location": row.location},
+        "patient": {"ref": patient_ref, **_identity(row.patient_id), "location": row.location},
         "analyte": row.analyte,
         "value": row.value,
         "comparator": row.comparator,
@@ -117,11 +118,31 @@ def patient_by_ref(session: Session, ref: int) -> Patient | None:
     return session.get(Patient, ref)
 
 
-def patient_ref_for(ctx: ApiContext, patient_id: str) -> int | None:
+def _identity(key: str) -> dict[str, str]:
+    """A patient key as the API shows it: PID-3.1 and the PID-3.4 that assigned it."""
+    identifier, authority = split_patient_key(key)
+    return {"id": identifier, "authority": authority}
+
+
+def patient_ref_for(ctx: ApiContext, patient_id: str, authority: str = "") -> int | None:
+    """The ref of the patient with this identifier and assigning authority. Without an
+    authority, the one patient whose identifier it is, if only one authority has it (an
+    identifier that two authorities assigned names nobody until the authority is given)."""
     with Session(ctx.engine) as session:
-        return session.execute(
-            select(col(Patient.id)).where(col(Patient.patient_id) == patient_id)
+        ref = session.execute(
+            select(col(Patient.id)).where(
+                col(Patient.patient_id) == patient_key(patient_id, authority)
+            )
         ).scalar_one_or_none()
+        if ref is not None or authority:
+            return ref
+        prefix = patient_key(patient_id, "") + "^"
+        rows = session.execute(
+            select(col(Patient.id), col(Patient.patient_id)).where(
+                col(Patient.patient_id).startswith(prefix, autoescape=True)
+            )
+        ).all()
+        return rows[0][0] if len(rows) == 1 else None
 
 
 def list_alerts(
@@ -793,7 +814,7 @@ def timeline_doc(ctx: ApiContext, timeline: Timeline) -> dict[str, Any]:
     return {
         "patient": {
             "ref": timeline.ref,
-            "id": timeline.patient_id,
+            **_identity(timeline.patient_id),
             "location": timeline.location,
         },
         "results": [

@@ -91,6 +91,7 @@ class MedicationOrderRow(SQLModel, table=True):
     message_time: datetime = _utc()  # type: ignore[assignment]
     ordering_provider: str = Field(default="", max_length=64)
     administered: bool = False
+    completion_status: str = Field(default="", max_length=2)  # RXA-20: NA/RE open no window
     control_id: str = Field(default="", max_length=199)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from alerts.identity import patient_key
 from service.api.app import ApiContext, Readiness
 from service.bootstrap import App, build_app
 from service.clock import MessageClock
@@ -103,7 +104,9 @@ class Story:
     def alert(self) -> Alert:
         with Session(self.app.engine) as session:
             return session.exec(
-                select(Alert).where(Alert.patient_id == MRN, Alert.status == "open")
+                select(Alert).where(
+                    Alert.patient_id == patient_key(MRN, "GH"), Alert.status == "open"
+                )
             ).first()  # type: ignore[return-value]
 
     def dead_letters(self) -> list[DeadLetter]:

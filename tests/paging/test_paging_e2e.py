@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
+from alerts.identity import patient_key, split_patient_key
 from alerts.pagers.wctp import message_id
 from service import metrics, paging_metrics
 from service.acknowledge import ack_secret, acknowledge
@@ -88,8 +89,9 @@ async def test_replay_routes_escalates_acks_and_stops(
         # 1. Every planted case paged the on-call of the team its ward/service routes to.
         paged = []
         for case in feed.planted:
-            alert = alerts[(case.patient_id, case.analyte)]
-            patient = patients[case.patient_id]
+            key = patient_key(case.patient_id, "GH")  # the feed's MRNs are GH's
+            alert = alerts[(key, case.analyte)]
+            patient = patients[key]
             team = expected_team(patient.location, patient.service)
             assert alert.team == team, case.description
             pages = [
@@ -141,7 +143,9 @@ async def test_replay_routes_escalates_acks_and_stops(
 
         # 3. Phosphate replacement ordered after the high alert.
         order_at = corrected.paged_at + timedelta(minutes=5)
-        raw = corrective_order(feed, corrected.patient_id, order_at, "KPHOS0001")
+        raw = corrective_order(
+            feed, split_patient_key(corrected.patient_id)[0], order_at, "KPHOS0001"
+        )
         app.pipeline.process(Incoming(raw=raw, source="replay", topic="test"))
 
         # 4. Time passes (message clock): critical timeout (10 min) and high timeout (30 min).

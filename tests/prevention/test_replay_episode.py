@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
+from alerts.identity import patient_key
 from service.api.app import ApiContext
 from service.api.queries import list_alerts, patient_ref_for, patient_timeline, patients_at_risk
 from service.bootstrap import build_clinical
@@ -65,7 +66,7 @@ def test_done_means(tmp_path: Path, database_url: str) -> None:
         ctx = ApiContext(settings=settings, engine=engine, clinical=build_clinical(settings))
         now = day(17, 3)
         [risk] = patients_at_risk(ctx, now)
-        assert risk.patient_id == MRN and risk.episode is not None
+        assert risk.patient_id == patient_key(MRN, "GH") and risk.episode is not None
         assert risk.episode["advisory"]["status"] == "sent"
         states = {p["label"]: p["state"] for p in risk.episode["plan"]}
         assert states == {

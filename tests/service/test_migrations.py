@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
 import service.db.models  # noqa: F401  (registers the tables)
 import service.db.prevention  # noqa: F401
+from alerts.dedup import dedup_key
+from alerts.model import RULE_INTERACTION
 from service.db.engine import make_engine
 from service.db.migrate import alembic_config, upgrade
+from service.db.models import Alert
 
 
 def test_migrated_schema_matches_the_models(database_url: str) -> None:
@@ -62,6 +65,63 @@ def test_natural_keys_migration_keeps_the_rows_and_goes_back(database_url: str) 
         with engine.connect() as connection:
             assert connection.execute(text("SELECT id, patient_id FROM lab_results")).all() == [
                 (1, "P1")
+            ]
+    finally:
+        engine.dispose()
+
+
+def test_authority_migration_rekeys_patients_and_their_alerts(database_url: str) -> None:
+    # The same MRN from two authorities was one patient; after 0005 each row carries the key
+    # of identifier and authority, and an open alert keeps its row under the dedup key that
+    # evaluation now computes (so it is neither paged again nor left escalating for ever).
+    engine = make_engine(database_url)
+    config = alembic_config()
+    episode = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+    try:
+        upgrade(engine, "0004")
+        with engine.begin() as connection:
+            for patient, authority in (("P1", "GH"), ("P2", "")):
+                connection.execute(
+                    text(
+                        "INSERT INTO patients (patient_id, authority, location, facility,"
+                        " service, has_iron, has_antiresorptive, updated_at)"
+                        " VALUES (:p, :a, '', '', '', true, true, :t)"
+                    ),
+                    {"p": patient, "a": authority, "t": episode.replace(tzinfo=None)},
+                )
+        with Session(engine) as session, session.begin():
+            for patient in ("P1", "P2"):
+                session.add(
+                    Alert(
+                        dedup_key=dedup_key(RULE_INTERACTION, patient, "phosphate", episode),
+                        rule=RULE_INTERACTION, patient_id=patient, analyte="phosphate",
+                        severity="high", status="open", observed_at=episode,
+                        iron_dose_at=episode, episode_start=episode,
+                        antiresorptive_dose_at=episode, created_at=episode, updated_at=episode,
+                    )
+                )  # fmt: skip
+        upgrade(engine)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT patient_id, dedup_key FROM alerts ORDER BY patient_id")
+            ).all()
+            patients = connection.execute(
+                text("SELECT patient_id FROM patients ORDER BY patient_id")
+            ).all()
+        assert patients == [("P1^GH",), ("P2",)]
+        assert rows == [
+            ("P1^GH", dedup_key(RULE_INTERACTION, "P1^GH", "phosphate", episode)),
+            ("P2", dedup_key(RULE_INTERACTION, "P2", "phosphate", episode)),
+        ]
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0004")
+        with engine.connect() as connection:
+            assert connection.execute(
+                text("SELECT patient_id, dedup_key FROM alerts ORDER BY patient_id")
+            ).all() == [
+                ("P1", dedup_key(RULE_INTERACTION, "P1", "phosphate", episode)),
+                ("P2", dedup_key(RULE_INTERACTION, "P2", "phosphate", episode)),
             ]
     finally:
         engine.dispose()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
+from alerts.identity import patient_key
 from service.bootstrap import build_app
 from service.clock import FixedClock
 from service.db.models import Alert, DeadLetter, LabResultRow, NotificationRow
@@ -234,11 +235,15 @@ def test_merge_reveals_an_interaction_split_across_two_identifiers(pipeline, clo
     feed(pipeline, clock, (T0, rde(MRN, T0)), (d14, oru(MRN, d14, value="1.4")))
     assert notifications(pipeline) == []
     (merged,) = feed(pipeline, clock, (d14 + timedelta(hours=1), merge(MRN, temporary, d14)))
-    assert [(n.event, n.patient_id) for n in merged.notifications] == [("alert", MRN)]
+    assert [(n.event, n.patient_id) for n in merged.notifications] == [
+        ("alert", patient_key(MRN, "GH"))
+    ]
     # A late result sent under the merged-away MRN is filed under the survivor: an update.
     d15 = d14 + timedelta(days=1)
     (late,) = feed(pipeline, clock, (d15, oru(temporary, d15, value="0.8")))
-    assert [(n.event, n.patient_id) for n in late.notifications] == [("update", MRN)]
+    assert [(n.event, n.patient_id) for n in late.notifications] == [
+        ("update", patient_key(MRN, "GH"))
+    ]
 
 
 def test_merge_does_not_repage_an_alert_already_sent(pipeline, clock) -> None:
@@ -252,7 +257,7 @@ def test_merge_does_not_repage_an_alert_already_sent(pipeline, clock) -> None:
     assert merged.notifications == []
     with Session(pipeline.engine) as session:
         (alert,) = session.exec(select(Alert)).all()
-    assert (alert.patient_id, alert.status) == ("MRN00000777", "open")
+    assert (alert.patient_id, alert.status) == ("MRN00000777^GH", "open")
 
 
 def test_a_steep_fall_from_baseline_warns_before_the_absolute_threshold(pipeline, clock) -> None:
