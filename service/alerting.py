@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -31,7 +32,7 @@ from alerts.catalog import DrugCatalog
 from alerts.model import ANALYTE_CORRECTED_CALCIUM, Finding, NotificationPlan
 from alerts.notification import DrugRef, Notification
 from alerts.routing import RoutingConfig, RoutingError, Subject, load_routing
-from service import paging_metrics
+from service import metrics, paging_metrics
 from service.acknowledge import ack_link
 from service.db.models import (
     Alert,
@@ -45,6 +46,8 @@ from service.db.models import (
 
 if TYPE_CHECKING:
     from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PAGE_EVENTS = ("alert", "update", "escalation")
 # Channel types that reach people outside LabSentinel: the page identity setting applies.
@@ -139,6 +142,7 @@ def apply_plans(
     for plan in plans:
         row = alerts.get(plan.dedup_key)
         event: str | None = plan.event
+        worklist = False
         if plan.event == "resolved":
             if row is None or row.status == "resolved":
                 continue
@@ -155,15 +159,22 @@ def apply_plans(
             _copy_finding(row, finding, location, drugs, now)
             row.status = "worklist" if finding.backfilled and row.status != "open" else "open"
             row.resolved_at = None
-            if finding.backfilled:
-                event = None  # older than backfill_days when found: worklist, not a page
+            # Older than backfill_days when found: the worklist, not a page. Still announced
+            # (counted, logged, in the history, on the team's non-paging channel), so that a
+            # late critical value is never silent.
+            worklist = row.status == "worklist"
         session.add(row)
+        if worklist and plan.finding is not None:
+            session.flush()  # assigns row.id for a new alert
+            _announce_worklist(row, plan.finding, now)
+            reason = _stale_reason(plan.finding)
+            _record(session, row, "worklist", now, detail={"reason": reason})
         if delivery.paging is not None:
             session.flush()  # assigns row.id for a new alert
             if plan.event == "resolved":
                 _record(session, row, "resolved", now, detail={"notified": event is not None})
             notification = _apply_paging(
-                session, row, event, drugs, delivery, delivery.paging, now, queued_at
+                session, row, event, drugs, delivery, delivery.paging, now, queued_at, worklist
             )
             if notification is not None:
                 queued.append(notification)
@@ -173,6 +184,8 @@ def apply_plans(
         session.flush()  # assigns row.id for a new alert
         row.notification_seq += 1
         notification = build_notification(row, event, drugs, delivery, now)
+        if worklist:
+            notification = _as_worklist_notice(notification, row)
         _queue(session, row, notification, delivery, now, queued_at)
         queued.append(notification)
     return queued
@@ -190,9 +203,15 @@ def _apply_paging(
     paging: Paging,
     now: datetime,
     queued_at: datetime,
+    worklist: bool = False,
 ) -> Notification | None:
+    """Route, silence and start escalation for one alert event; queue its notification.
+
+    A ``worklist`` event (a finding already too old to page when found) is routed as a notice
+    to the team's non-paging channel: no page, no escalation, no ack link.
+    """
     routing = paging.routing
-    pages = row.severity in ("high", "critical")
+    pages = row.severity in ("high", "critical") and not worklist
     if event in ("alert", "update"):
         if event == "alert" or not row.team:
             patient = session.execute(
@@ -220,6 +239,8 @@ def _apply_paging(
         return None
     row.notification_seq += 1
     notification = build_notification(row, event, drugs, delivery, now)
+    if worklist:
+        notification = _as_worklist_notice(notification, row)
     if event == "resolved":
         deliveries, recipients = previous_routes(session, row)
         if row.escalation_state in ("active", "acked"):
@@ -228,12 +249,16 @@ def _apply_paging(
         team = routing.teams[row.team]
         provider = _ordering_provider(session, row) if team.add_ordering_provider else ""
         target = routing.target(
-            row.team, row.severity, now, tier=row.escalation_tier, ordering_provider=provider
+            row.team,
+            notification.severity,
+            now,
+            tier=row.escalation_tier,
+            ordering_provider=provider,
         )
         deliveries, recipients = list(target.deliveries), target.recipients
         paging_metrics.routed.labels(row.team, "true" if target.pages else "false").inc()
     link = ""
-    if event in PAGE_EVENTS and row.id is not None:
+    if event in PAGE_EVENTS and row.id is not None and not worklist:
         link = ack_link(paging.settings, row.id, row.dedup_key, queued_at)
     notification = replace(notification, recipients=tuple(recipients), ack_url=link)
     if row.silence_id is not None:
@@ -250,6 +275,41 @@ def _apply_paging(
         session, row, notification, deliveries, audit, now, queued_at, paging.deadline
     )
     return notification
+
+
+def _stale_reason(finding: Finding) -> str:
+    return (
+        f"result drawn {finding.result.observed_at.isoformat()} was already older than the "
+        "backfill limit when it was processed: worklist, not a page"
+    )
+
+
+def _announce_worklist(row: Alert, finding: Finding, now: datetime) -> None:
+    metrics.worklist_findings.labels(row.analyte, row.severity).inc()
+    log.warning(
+        "finding sent to the worklist instead of paging",
+        extra={
+            "alert_id": row.id,
+            "analyte": row.analyte,
+            "severity": row.severity,
+            "days_old": (now - finding.result.observed_at).days,
+        },
+    )
+
+
+def _as_worklist_notice(notification: Notification, row: Alert) -> Notification:
+    """The notice of a worklist finding: severity ``info`` so that no route pages it; the
+    severity it would have paged with, and why it did not, travel beside it."""
+    return replace(
+        notification,
+        severity="info",
+        extra={
+            **notification.extra,
+            "worklist": True,
+            "finding_severity": row.severity,
+            "reason": "result already older than the backfill limit when found",
+        },
+    )
 
 
 def _reset_escalation(row: Alert) -> None:

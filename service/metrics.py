@@ -17,7 +17,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 MESSAGE_TYPES = ("ORU^R01", "RDE^O11", "RAS^O17", "other", "unparsed")
 OUTCOMES = ("stored", "ignored", "duplicate", "dead_letter")
-DEAD_LETTER_CLASSES = ("parse", "unit", "processing")
+DEAD_LETTER_CLASSES = ("parse", "unit", "value", "size", "processing")
 EVENTS = ("alert", "update", "escalation", "resolved", "reminder", "advisory")
 SEVERITIES = ("info", "warning", "high", "critical")
 DELIVERY_OUTCOMES = ("delivered", "retryable", "final", "failed")
@@ -48,6 +48,13 @@ alerts_total = Counter(
     "labsentinel_alerts_total",
     "Notifications decided, by rule, severity and event.",
     ["rule", "severity", "event"],
+    registry=REGISTRY,
+)
+worklist_findings = Counter(
+    "labsentinel_worklist_findings_total",
+    "Findings that went to the worklist instead of paging (results already older than the "
+    "backfill limit when found), by analyte and the severity they would have paged with.",
+    ["analyte", "severity"],
     registry=REGISTRY,
 )
 deliveries = Counter(
@@ -180,6 +187,8 @@ def prime(topics: Iterable[str], channels: Iterable[str]) -> None:
     for severity in SEVERITIES:
         for event in EVENTS:
             alerts_total.labels("iron-antiresorptive-mineral", severity, event)
+        for analyte in ("phosphate", "calcium", "ionized_calcium"):
+            worklist_findings.labels(analyte, severity)
     for channel in channels:
         delivery_seconds.labels(channel)
         for outcome in DELIVERY_OUTCOMES:

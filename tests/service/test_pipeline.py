@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from alerts.identity import patient_key
 from service.bootstrap import build_app
 from service.clock import FixedClock
-from service.db.models import Alert, DeadLetter, LabResultRow, NotificationRow
+from service.db.models import Alert, AlertEvent, DeadLetter, LabResultRow, NotificationRow
 from service.pipeline import Incoming, Outcome, Pipeline
 from service.settings import load_settings
 from tests.messages import DENOSUMAB, FERROUS_SULFATE, oru, rde
@@ -127,10 +127,16 @@ def test_backfilled_finding_goes_to_worklist_not_pager(pipeline, clock) -> None:
     (result,) = feed(
         pipeline, clock, (late, rde(MRN, T0 - timedelta(days=5), drug=DENOSUMAB, sent=late))
     )
-    assert result.notifications == []
+    # Announced, never silent: a notice that no route pages (severity info), carrying the
+    # severity it would have paged with and why it did not.
+    (notice,) = result.notifications
+    assert (notice.event, notice.severity, notice.pages) == ("alert", "info", False)
+    assert notice.extra["worklist"] is True and notice.extra["finding_severity"] == "high"
     with Session(pipeline.engine) as session:
         alert = session.exec(select(Alert)).one()
+        kinds = [e.kind for e in session.exec(select(AlertEvent)).all()]
     assert (alert.status, alert.backfilled) == ("worklist", True)
+    assert "worklist" in kinds, "the alert's history says why it did not page"
 
 
 def test_oral_iron_never_opens_a_window(pipeline, clock) -> None:
