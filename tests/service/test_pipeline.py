@@ -5,37 +5,18 @@ Each case drives messages through Pipeline.process with a clock the test control
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import pytest
 from sqlmodel import Session, select
 
 from alerts.identity import patient_key
-from service.bootstrap import build_app
 from service.clock import FixedClock
 from service.db.models import Alert, AlertEvent, DeadLetter, LabResultRow, NotificationRow
 from service.pipeline import Incoming, Outcome, Pipeline
-from service.settings import load_settings
 from tests.messages import DENOSUMAB, FERROUS_SULFATE, oru, rde
+from tests.service.conftest import T0
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # the iron dose in every case
 MRN = "MRN00000001"
-
-
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(T0)
-
-
-@pytest.fixture
-def pipeline(database_url: str, clock: FixedClock) -> Iterator[Pipeline]:
-    settings = load_settings(
-        overrides={"database": {"url": database_url}, "routing": {"default_channels": []}}
-    )
-    app = build_app(settings, clock=clock, transports={})
-    yield app.pipeline
-    app.close()
 
 
 def feed(pipeline: Pipeline, clock: FixedClock, *messages: tuple[datetime, bytes]) -> list:
