@@ -23,6 +23,7 @@ from alerts.units import normalise_unit
 
 DRUG_CLASSES = ("iv_iron", "antiresorptive", "corrective")
 SCHEDULES = ("single", "ongoing")
+FORMS = ("parenteral", "oral")  # the route kinds a catalog entry's schedule can belong to
 
 
 class CatalogError(ValueError):
@@ -83,6 +84,15 @@ def _name_key(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class Form:
+    """How long one administration route of a drug protects: the effect-interval schedule."""
+
+    schedule: str  # "single": each dose covers effect_days | "ongoing": start → end + grace_days
+    effect_days: int
+    grace_days: int
+
+
+@dataclass(frozen=True)
 class Drug:
     key: str
     name: str  # display name for pages, e.g. "ferric carboxymaltose"
@@ -94,6 +104,30 @@ class Drug:
     effect_days: int
     grace_days: int
     risk: str = ""  # e.g. "high" / "lower" for IV iron formulations
+    # The route kind the schedule above belongs to ("parenteral" | "oral" | "" = not said).
+    route: str = ""
+    # A second, oral form for a drug given both ways (ibandronate: IV every 3 months or PO
+    # monthly); then the schedule above is the parenteral form. None: one form only.
+    oral: Form | None = None
+
+    @property
+    def main(self) -> Form:
+        return Form(self.schedule, self.effect_days, self.grace_days)
+
+    def forms(self, route_kind: str) -> tuple[Form, ...]:
+        """The forms that apply to an order of ``route_kind`` ("oral" | "parenteral" | "").
+
+        A drug with one form has it whatever the route. A drug with both forms takes the one
+        the route names; an unknown route takes both (the union of their intervals): missing
+        a protected patient is the dangerous error.
+        """
+        if self.oral is None:
+            return (self.main,)
+        if route_kind == "oral":
+            return (self.oral,)
+        if route_kind == "parenteral":
+            return (self.main,)
+        return (self.main, self.oral)
 
 
 class DrugCatalog:
@@ -167,6 +201,7 @@ class DrugCatalog:
             risk = table.get("risk", "")
             if not isinstance(risk, str):
                 raise CatalogError(f"{path}.risk: must be a string")
+            route, oral = _forms(table, path, drug_class)
             for code in codes:
                 if code in code_owner:
                     raise CatalogError(
@@ -191,6 +226,8 @@ class DrugCatalog:
                     effect_days=effect_days,
                     grace_days=grace_days,
                     risk=risk,
+                    route=route,
+                    oral=oral,
                 )
             )
         return cls(drugs)
@@ -234,6 +271,35 @@ class DrugCatalog:
         return tuple(
             k for k, d in self._drugs.items() if drug_class is None or d.drug_class == drug_class
         )
+
+
+_ORAL_KEYS = ("oral_schedule", "oral_effect_days", "oral_grace_days")
+
+
+def _forms(table: Mapping[str, Any], path: str, drug_class: str) -> tuple[str, Form | None]:
+    """``route`` and the optional oral form (``oral_schedule``, ``oral_effect_days``,
+    ``oral_grace_days``) of one drug entry. Raises ``CatalogError`` naming the key."""
+    has_oral = any(k in table for k in _ORAL_KEYS)
+    route = table.get("route", "parenteral" if has_oral else "")
+    if route not in ("", *FORMS):
+        raise CatalogError(f"{path}.route: must be one of {', '.join(FORMS)}")
+    if not has_oral:
+        return route, None
+    if drug_class == "iv_iron":
+        raise CatalogError(
+            f"{path}.oral_schedule: IV iron has no oral form (oral iron never counts)"
+        )
+    if route != "parenteral":
+        raise CatalogError(f"{path}.route: must be parenteral when an oral form is given")
+    schedule = table.get("oral_schedule")
+    if schedule not in SCHEDULES:
+        raise CatalogError(f"{path}.oral_schedule: must be one of {', '.join(SCHEDULES)}")
+    single = schedule == "single"
+    effect_days = _int(
+        table, "oral_effect_days", path, default=-1 if single else 0, minimum=1 if single else 0
+    )
+    grace_days = _int(table, "oral_grace_days", path, default=0, minimum=0)
+    return route, Form(schedule, effect_days, grace_days)
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,6 +383,14 @@ class LabCatalog:
         including an empty one, is not an accepted spelling for that analyte.
         """
         return value * self._factor(analyte, unit)
+
+    def factor(self, analyte: str, unit: str) -> float:
+        """The factor taking ``unit`` to the analyte's canonical unit, as configured.
+
+        Raises ``UnknownUnit`` as ``to_canonical`` does. Rules that must compare exactly
+        (a ``<x`` at a threshold) multiply with it in exact decimal arithmetic.
+        """
+        return self._factor(analyte, unit)
 
     def _factor(self, analyte: str, unit: str) -> float:
         factors = self._factors.get(analyte)

@@ -5,8 +5,9 @@ alert's severity (critical faster than high), it goes to the next tier; after th
 policy starts again at tier 1, up to ``repeat`` more times, and then stops (``exhausted``, a
 visible end, never an endless loop). An acknowledgement stops escalation; one that is not
 followed by resolution within ``ack_timeout`` re-pages the tier that acknowledged (the ack is
-cleared and escalation resumes from there). Corrective therapy ordered after the alert, a
-silence, or resolution stop it for good.
+cleared and escalation resumes from there). Corrective therapy newly ordered after the alert
+(``corrective_stops``: a configured kind and route; a refill of a standing oral supplement is
+only noted), a silence, or resolution stop it for good.
 
 One step per call: after a long outage the job catches up one step per run (each step restarts
 the timer) instead of paging every tier at once.
@@ -14,7 +15,7 @@ the timer) instead of paging every tier at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -102,17 +103,111 @@ def decide(state: EscalationState, policy: Policy, tiers: int, now: datetime) ->
     return Decision(Step.EXHAUSTED, state.tier, state.round, state.step)
 
 
+# Corrective therapy (CLINICAL.md "Edge semantics"): only a NEW order placed after the alert,
+# of a kind and a route the configuration names, stops escalation. configs/routing.toml
+# [corrective] maps each analyte to drug catalog keys; its reserved key ``routes`` lists the
+# routes (RXR-1, upper-cased) that count, IV by default ("IV phosphate, IV calcium").
+ROUTES_KEY = "routes"
+DEFAULT_ROUTES = ("IV", "IVP", "IVPB", "IVF", "IVPUSH", "INTRAVENOUS")
+NEW_ORDER = "NW"  # ORC-1 new order; RP/RQ/XO/XX/SC/RL/... are about an order that existed
+NOT_GIVEN = frozenset({"NA", "RE"})  # RXA-20 not administered / refused
+
+
+@dataclass(frozen=True)
+class TherapyMessage:
+    """One stored pharmacy message about a corrective drug (an RDE, or an RAS administration)."""
+
+    order_key: str
+    drug: str  # catalog key
+    route: str
+    order_control: str  # ORC-1
+    dose_at: datetime
+    message_time: datetime
+    administered: bool = False
+    completion_status: str = ""  # RXA-20 of an administration
+
+
+@dataclass(frozen=True)
+class CorrectiveConfig:
+    """What stops escalation, per analyte: drug keys, and the routes that count."""
+
+    drugs: Mapping[str, tuple[str, ...]]
+    routes: tuple[str, ...] = DEFAULT_ROUTES
+
+    @classmethod
+    def from_routing(cls, corrective: Mapping[str, tuple[str, ...]]) -> CorrectiveConfig:
+        """From ``RoutingConfig.corrective`` (the [corrective] table: analyte -> drug keys,
+        plus ``routes``). An empty or missing ``routes`` means the IV default."""
+        routes = tuple(r.strip().upper() for r in corrective.get(ROUTES_KEY, ()) if r.strip())
+        drugs = {
+            analyte: tuple(keys) for analyte, keys in corrective.items() if analyte != ROUTES_KEY
+        }
+        return cls(drugs, routes or DEFAULT_ROUTES)
+
+
+@dataclass(frozen=True)
+class CorrectiveCheck:
+    """The message that stops escalation (None: none does) and the messages about corrective
+    drugs at or after the alert that do not stop it, each with why (noted on the alert)."""
+
+    stop: TherapyMessage | None
+    noted: tuple[tuple[TherapyMessage, str], ...] = ()
+
+
+def _why_not(
+    m: TherapyMessage,
+    wanted: set[str],
+    config: CorrectiveConfig,
+    alert_created_at: datetime,
+    standing: set[str],
+) -> str:
+    """The reason ``m`` does not stop escalation, or "" when it does."""
+    route_ok = m.route.strip().upper() in config.routes
+    if m.administered and m.completion_status.strip().upper() in NOT_GIVEN:
+        return "administration not given"
+    if m.drug in wanted and route_ok:
+        if m.administered:
+            return "" if m.dose_at >= alert_created_at else "given before the alert"
+        if m.order_control.strip().upper() == NEW_ORDER and m.order_key not in standing:
+            return ""
+        return "standing order noted (not a new order)"
+    if m.order_key in standing:
+        return "standing oral supplement noted" if not route_ok else "standing order noted"
+    return "route not configured" if m.drug in wanted else "not configured for this analyte"
+
+
 def corrective_stops(
     analyte: str,
     alert_created_at: datetime,
-    orders: list[tuple[str, datetime]],
-    corrective: Mapping[str, tuple[str, ...]],
-) -> tuple[str, datetime] | None:
-    """The first corrective order (drug key, ordered at) for ``analyte`` placed at or after the
-    alert, or None. ``corrective`` maps analyte → catalog keys (configs/routing.toml)."""
-    wanted = set(corrective.get(analyte, ()))
-    hits = sorted((at, drug) for drug, at in orders if drug in wanted and at >= alert_created_at)
-    if not hits:
-        return None
-    at, drug = hits[0]
-    return drug, at
+    messages: Sequence[TherapyMessage],
+    config: CorrectiveConfig,
+) -> CorrectiveCheck:
+    """Whether corrective therapy stops escalation of an ``analyte`` alert created at
+    ``alert_created_at`` (CLINICAL.md "Edge semantics"), and what is only noted.
+
+    Stops: a new order (ORC-1 NW, placed at or after the alert, of an order key with no
+    message before the alert) or a given administration (RAS, RXA-20 not NA/RE, dose at or
+    after the alert), of a drug configured for the analyte, by a configured route. The
+    earliest such message wins. Never stops: a refill, renewal, replace/change or status
+    message (RP/RQ/XO/XX/SC/RL/...) or a re-sent NW of an order that existed before the alert,
+    an oral supplement, a withdrawn or not-given order. Those at or after the alert are
+    returned in ``noted``. Pure; never raises.
+    """
+    wanted = set(config.drugs.get(analyte, ()))
+    standing = {m.order_key for m in messages if m.message_time < alert_created_at}
+    stops: list[TherapyMessage] = []
+    noted: list[tuple[TherapyMessage, str]] = []
+    for m in sorted(messages, key=lambda m: (m.message_time, m.dose_at, m.drug, m.order_key)):
+        if m.message_time < alert_created_at:
+            continue
+        why = _why_not(m, wanted, config, alert_created_at, standing)
+        if why:
+            noted.append((m, why))
+        else:
+            stops.append(m)
+    stop = min(
+        stops,
+        key=lambda m: (m.dose_at if m.administered else m.message_time, m.drug, m.order_key),
+        default=None,
+    )
+    return CorrectiveCheck(stop, tuple(noted))

@@ -7,6 +7,13 @@
 - antiresorptive and corrective, schedule "single": ``[dose, dose + effect_days + grace_days]``.
 - schedule "ongoing": ``[start, (end_at, or discontinue/hold time, or now) + grace_days]``.
 
+The schedule is the catalog's form for the order's route (``Drug.forms``): ibandronate given
+IV is a single dose protecting 3 months, given PO an ongoing order counting while active + 30
+days, so a discontinued oral order stops counting 30 days after its stop (CLINICAL.md "Edge
+semantics"). The route kind is read from the order (RXR-1): ``config.parenteral_routes`` plus
+SC/IM are parenteral, ``ORAL_ROUTES`` oral; anything else is unknown and a two-form drug then
+takes both forms (the safe side).
+
 Order control (ORC-1, HL7 table 0119), as applied here:
 
 - NW, replace (RP RQ RO RU), change (XO XR XX), SC and any other control not listed below set
@@ -23,6 +30,10 @@ Order control (ORC-1, HL7 table 0119), as applied here:
 - Administrations: when an order has any, its doses are the administration times (RXA-3, the
   best dose time there is) instead of the scheduled time. For ongoing orders each
   administration also keeps the interval open until at least administration + grace.
+- An administration whose RXA-20 completion status is NA (not administered) or RE (refused)
+  opens no window (CLINICAL.md "Edge semantics"); it is ignored as if it had not arrived, so
+  it neither counts as a dose nor replaces the order's scheduled dose (CLINICAL.md is silent
+  on the scheduled dose; keeping it is the side that does not miss a page).
 
 An order whose messages all carry a drug the catalog does not know gives nothing. Pure: ``now``
 is a parameter; output is sorted, so the same messages in any input order give the same list.
@@ -34,8 +45,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from alerts.catalog import Drug, DrugCatalog
+from alerts.catalog import Drug, DrugCatalog, Form
 from alerts.model import Exposure, RuleConfig, StoredOrder
+
+# RXA-20 (HL7 table 0322): NA not administered, RE refused. CP complete / PA partial: given.
+NOT_GIVEN = frozenset({"NA", "RE"})
+# HL7 table 0162 routes that are by mouth or enteral (an oral bisphosphonate's form).
+ORAL_ROUTES = frozenset(
+    {"PO", "ORAL", "OR", "BY MOUTH", "NG", "OG", "GT", "GTT", "PEG", "J", "JT", "SL", "ENTERAL"}
+)
+# Injections that are parenteral but not intravenous (denosumab, romosozumab: SC).
+_OTHER_PARENTERAL = frozenset(
+    {"SC", "SQ", "SUBQ", "SUBCUT", "SUBCUTANEOUS", "IM", "INTRAMUSCULAR", "ID"}
+)
 
 CANCEL = frozenset({"CA", "CR", "OC"})
 DISCONTINUE = frozenset({"DC", "DR", "OD"})
@@ -104,6 +126,8 @@ def _replay(messages: Iterable[StoredOrder]) -> _OrderState:
     for order in sorted(messages, key=_sort_key):
         control = order.order_control.upper()
         if order.administered:
+            if order.completion_status.strip().upper() in NOT_GIVEN:
+                continue  # a dose that was not given (or refused) opens no window
             state.administrations.append(order)
             if state.drug is None:
                 state.drug, state.route = order.drug, order.route
@@ -160,6 +184,16 @@ def _merge(intervals: list[tuple[datetime, datetime]]) -> list[tuple[datetime, d
     return merged
 
 
+def route_kind(route: str, config: RuleConfig) -> str:
+    """ "parenteral", "oral", or "" when the route is empty or not recognised."""
+    text = route.strip().upper()
+    if not text:
+        return ""
+    if text in _OTHER_PARENTERAL or text in {r.upper() for r in config.parenteral_routes}:
+        return "parenteral"
+    return "oral" if text in ORAL_ROUTES else ""
+
+
 def _exposures_of_order(
     key: str, state: _OrderState, drugs: DrugCatalog, config: RuleConfig, now: datetime
 ) -> list[Exposure]:
@@ -170,44 +204,60 @@ def _exposures_of_order(
     if drug is None:
         return out
 
-    def extra(d: Drug) -> timedelta:
-        if d.drug_class == "iv_iron":
-            return timedelta(days=config.iron_window_days)
-        if d.schedule == "single":
-            return timedelta(days=d.effect_days + d.grace_days)
-        return timedelta(days=d.grace_days)
-
     def emit(d: Drug, start: datetime, end: datetime, provider: str) -> None:
         out.append(Exposure(d.key, d.drug_class, start, end, key, provider))
 
-    if drug.schedule == "single" or drug.drug_class == "iv_iron":
+    if drug.drug_class == "iv_iron":
+        window = timedelta(days=config.iron_window_days)
         if state.administrations:
             for given in state.administrations:
                 d = drugs.get(given.drug) or drug
-                route = given.route or state.route
-                if _counts_as_parenteral(d, route, config):
-                    emit(d, given.dose_at, given.dose_at + extra(d), given.ordering_provider)
-        elif (
-            not state.cancelled
-            and state.dose_at is not None
-            and not state.is_off(state.dose_at)
-            and _counts_as_parenteral(drug, state.route, config)
-        ):
-            emit(drug, state.dose_at, state.dose_at + extra(drug), state.provider)
+                if _counts_as_parenteral(d, given.route or state.route, config):
+                    emit(d, given.dose_at, given.dose_at + window, given.ordering_provider)
+        elif _scheduled_dose_stands(state) and _counts_as_parenteral(drug, state.route, config):
+            assert state.dose_at is not None
+            emit(drug, state.dose_at, state.dose_at + window, state.provider)
         return out
 
-    # ongoing
-    pieces: list[tuple[datetime, datetime]] = []
-    if not state.cancelled and state.starts:
-        start = min(state.starts)
-        end = state.end_at if state.end_at is not None else now
-        if end >= start:
-            pieces.extend(_subtract(start, end, state.off))
-    pieces.extend((g.dose_at, g.dose_at) for g in state.administrations)
-    grace = extra(drug)
-    for p0, p1 in _merge([(p0, p1 + grace) for p0, p1 in pieces]):
-        emit(drug, p0, p1, state.provider)
+    def given_forms(order: StoredOrder) -> tuple[Drug, tuple[Form, ...]]:
+        d = drugs.get(order.drug) or drug  # an RAS may name the brand the RDE did not
+        return d, d.forms(route_kind(order.route or state.route, config))
+
+    order_forms = drug.forms(route_kind(state.route, config))
+    administered = [(g, *given_forms(g)) for g in state.administrations]
+    forms = dict.fromkeys([*order_forms, *(f for _, _, fs in administered for f in fs)])
+    for form in forms:
+        if form.schedule == "single":
+            if administered:
+                for g, d, fs in administered:
+                    if form in fs:
+                        emit(d, g.dose_at, g.dose_at + _single(form), g.ordering_provider)
+            elif form in order_forms and _scheduled_dose_stands(state):
+                assert state.dose_at is not None
+                emit(drug, state.dose_at, state.dose_at + _single(form), state.provider)
+            continue
+        # ongoing: [start, end or stop or now] minus held periods, each piece + grace
+        pieces: list[tuple[datetime, datetime]] = []
+        if form in order_forms and not state.cancelled and state.starts:
+            start = min(state.starts)
+            end = state.end_at if state.end_at is not None else now
+            if end >= start:
+                pieces.extend(_subtract(start, end, state.off))
+        pieces.extend((g.dose_at, g.dose_at) for g, _, fs in administered if form in fs)
+        grace = timedelta(days=form.grace_days)
+        for p0, p1 in _merge([(p0, p1 + grace) for p0, p1 in pieces]):
+            emit(drug, p0, p1, state.provider)
     return out
+
+
+def _single(form: Form) -> timedelta:
+    return timedelta(days=form.effect_days + form.grace_days)
+
+
+def _scheduled_dose_stands(state: _OrderState) -> bool:
+    """The order's scheduled dose happened as far as we know: not cancelled, not held or
+    discontinued at its time."""
+    return not state.cancelled and state.dose_at is not None and not state.is_off(state.dose_at)
 
 
 def derive_exposures(

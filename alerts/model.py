@@ -133,11 +133,11 @@ class Finding:
     result: StoredResult  # the worst qualifying result (lowest value in canonical unit)
     value_canonical: float  # that result in the canonical unit (albumin-corrected if applied)
     corrected_for_albumin: bool
-    iron: Exposure  # the dose whose risk window contains the result (the latest such dose)
+    iron: Exposure  # latest dose whose window holds the result, with an antiresorptive overlap
     episode_start: datetime  # first dose of the iron episode
     days_since_iron: int
     antiresorptive: Exposure
-    backfilled: bool  # the worst result was already older than backfill_days when processed
+    backfilled: bool  # every qualifying result was older than backfill_days when processed
     double_trouble: bool = False  # severity raised one tier because both minerals were low
 
 

@@ -132,20 +132,25 @@ def _baseline(
 
 
 def _in_risk(episode: AtRiskEpisode, at: datetime) -> tuple[int, int] | None:
-    """(dose index, antiresorptive index) that put ``at`` at risk, rules.py style, or None."""
-    doses = [i for i, d in enumerate(episode.doses) if d.start <= at <= d.end]
-    if not doses:
-        return None
-    i = max(doses, key=lambda k: (episode.doses[k].start, k))
-    iron = episode.doses[i]
-    overlapping = [
-        j for j, a in enumerate(episode.antiresorptives) if a.start <= at and a.end >= iron.start
-    ]
-    if not overlapping:
-        return None
+    """(dose index, antiresorptive index) that put ``at`` at risk, rules.py style, or None.
+
+    Every dose counts (CLINICAL.md "Edge semantics"): the latest dose whose window holds
+    ``at`` and that has an antiresorptive overlapping ``[dose, at]``; a later dose without
+    one never hides an earlier dose that has one.
+    """
     a = episode.antiresorptives
-    j = max(overlapping, key=lambda k: (a[k].start, a[k].end, a[k].drug, a[k].order_key))
-    return i, j
+    best: tuple[tuple[object, ...], int, int] | None = None
+    for i, iron in enumerate(episode.doses):
+        if not iron.start <= at <= iron.end:
+            continue
+        overlapping = [j for j, x in enumerate(a) if x.start <= at and x.end >= iron.start]
+        if not overlapping:
+            continue
+        j = max(overlapping, key=lambda k: (a[k].start, a[k].end, a[k].drug, a[k].order_key))
+        rank = (iron.start, i)
+        if best is None or rank > best[0]:
+            best = (rank, i, j)
+    return None if best is None else (best[1], best[2])
 
 
 def trend_findings(

@@ -7,8 +7,12 @@ wall clock; replay and tests call it with the message clock or any explicit time
 Per open alert that is paging (``escalation_state`` active or acked), in its own transaction
 with the alert row locked:
 
-1. corrective therapy (configs/routing.toml ``[corrective]``) ordered at or after the alert
-   stops escalation for good and is noted on the alert and in its history;
+1. corrective therapy (configs/routing.toml ``[corrective]``) newly ordered or given at or
+   after the alert, of a configured kind and route (``alerts.escalation.corrective_stops``),
+   stops escalation for good and is noted on the alert and in its history. Any other message
+   about a corrective drug since the alert (a refill, renewal or status message of a standing
+   oral supplement) never stops it: it is recorded once as a ``corrective-noted`` event
+   ("standing oral supplement noted") and listed in the report's ``noted``;
 2. otherwise ``alerts.escalation.decide`` says what is due: next tier, a policy repeat, a
    re-page after an ack timed out, or the end of the policy (``exhausted``, visible).
 
@@ -33,7 +37,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
-from alerts.escalation import EscalationState, Step, corrective_stops, decide
+from alerts.escalation import (
+    CorrectiveConfig,
+    EscalationState,
+    Step,
+    TherapyMessage,
+    corrective_stops,
+    decide,
+)
 from alerts.notification import notification_from_json
 from service import paging_metrics
 from service.acknowledge import ack_link
@@ -47,7 +58,7 @@ from service.alerting import (
     routed_delivery,
 )
 from service.clock import MessageClock
-from service.db.models import Alert, MedicationOrderRow, NotificationRow
+from service.db.models import Alert, AlertEvent, MedicationOrderRow, NotificationRow
 from service.scheduling import run_every
 
 if TYPE_CHECKING:
@@ -57,14 +68,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# ORC-1 codes that withdraw an order (HL7 table 0119): such a row is no corrective therapy.
-_WITHDRAWN = ("CA", "CR", "OC", "DC", "DR", "OD")
+NOTED = "corrective-noted"  # alert event: a corrective-drug message that did not stop paging
 
 
 @dataclass
 class EscalationReport:
     escalated: list[tuple[int, str, int]] = field(default_factory=list)  # alert, kind, step
     stopped: list[tuple[int, str]] = field(default_factory=list)  # alert, reason
+    noted: list[tuple[int, str, str]] = field(default_factory=list)  # alert, drug, why
     exhausted: list[int] = field(default_factory=list)
 
 
@@ -127,7 +138,7 @@ def _step(
         ).scalar_one_or_none()
         if row is None or row.status != "open" or row.team not in routing.teams:
             return
-        if row.corrective_at is None and _corrective(session, paging, row, now):
+        if row.corrective_at is None and _corrective(session, paging, row, now, report):
             report.stopped.append((alert_id, "corrective"))
             return
         team = routing.teams[row.team]
@@ -217,36 +228,84 @@ def _step(
     )
 
 
-def _corrective(session: Session, paging: Paging, row: Alert, now: datetime) -> bool:
-    drugs = paging.routing.corrective.get(row.analyte, ())
-    if not drugs:
-        return False
-    orders = session.execute(
-        select(col(MedicationOrderRow.drug), col(MedicationOrderRow.message_time)).where(
+def _corrective(
+    session: Session, paging: Paging, row: Alert, now: datetime, report: EscalationReport
+) -> bool:
+    """Stop escalation when corrective therapy qualifies; note the messages that do not."""
+    rows = session.execute(
+        select(MedicationOrderRow).where(
             col(MedicationOrderRow.patient_id) == row.patient_id,
             col(MedicationOrderRow.drug_class) == "corrective",
-            col(MedicationOrderRow.drug).in_(drugs),
-            col(MedicationOrderRow.order_control).not_in(_WITHDRAWN),
             col(MedicationOrderRow.message_time) <= now,
         )
-    ).all()
-    hit = corrective_stops(
-        row.analyte, row.created_at, [(d, t) for d, t in orders], paging.routing.corrective
-    )
-    if hit is None:
+    ).scalars()
+    messages = [
+        TherapyMessage(
+            order_key=o.order_key,
+            drug=o.drug,
+            route=o.route,
+            order_control=o.order_control,
+            dose_at=o.dose_at,
+            message_time=o.message_time,
+            administered=o.administered,
+            completion_status=o.completion_status,
+        )
+        for o in rows
+    ]
+    config = CorrectiveConfig.from_routing(paging.routing.corrective)
+    check = corrective_stops(row.analyte, row.created_at, messages, config)
+    _note(session, row, check.noted, now, report)
+    if check.stop is None:
         return False
-    drug, ordered_at = hit
-    row.corrective_at, row.corrective_drug = ordered_at, drug[:64]
+    stop = check.stop
+    ordered_at = stop.dose_at if stop.administered else stop.message_time
+    row.corrective_at, row.corrective_drug = ordered_at, stop.drug[:64]
     if row.escalation_state in ("active", "acked"):
         row.escalation_state, row.stop_reason = "stopped", "corrective"
     record_event(
         session, row.id or 0, "corrective", now, "",
-        {"drug": drug, "ordered_at": ordered_at.isoformat()},
+        {"drug": stop.drug, "ordered_at": ordered_at.isoformat(), "route": stop.route,
+         "order_control": stop.order_control, "administered": stop.administered},
     )  # fmt: skip
     session.add(row)
     paging_metrics.escalation_stops.labels("corrective").inc()
     log.info("corrective therapy ordered: escalation stopped", extra={"alert_id": row.id})
     return True
+
+
+def _note(
+    session: Session,
+    row: Alert,
+    noted: tuple[tuple[TherapyMessage, str], ...],
+    now: datetime,
+    report: EscalationReport,
+) -> None:
+    """Record each non-stopping corrective message once on the alert (history, report)."""
+    if not noted:
+        return
+    seen = {
+        (d.get("order_key"), d.get("message_time"), d.get("order_control"))
+        for d in (
+            json.loads(detail or "{}")
+            for detail in session.execute(
+                select(col(AlertEvent.detail)).where(
+                    col(AlertEvent.alert_id) == row.id, col(AlertEvent.kind) == NOTED
+                )
+            ).scalars()
+        )
+    }
+    for message, why in noted:
+        key = (message.order_key, message.message_time.isoformat(), message.order_control)
+        if key in seen:
+            continue
+        seen.add(key)
+        record_event(
+            session, row.id or 0, NOTED, now, "",
+            {"note": why, "drug": message.drug, "route": message.route,
+             "order_key": message.order_key, "order_control": message.order_control,
+             "message_time": message.message_time.isoformat()},
+        )  # fmt: skip
+        report.noted.append((row.id or 0, message.drug, why))
 
 
 class EscalationComponent:

@@ -87,6 +87,13 @@ def _summary(kind: str, actor: str, detail: dict[str, Any]) -> str:
         return f"step {detail.get('step')} ({detail.get('kind')}) to tier {detail.get('tier')}"
     if kind == "corrective":
         return f"{detail.get('drug')} ordered {detail.get('ordered_at')}: escalation stopped"
+    if kind == "corrective-noted":
+        return (
+            f"{detail.get('drug')} {detail.get('route')} ({detail.get('order_control')}, "
+            f"{detail.get('message_time')}) noted, escalation goes on: {detail.get('note')}"
+        )
+    if kind == "worklist":
+        return str(detail.get("reason", "worklist, not a page"))
     if kind == "delivery-failed":
         return f"{detail.get('channel')} -> {detail.get('recipient')} failed: {detail.get('error')}"
     return ", ".join(f"{k}={v}" for k, v in sorted(detail.items()))

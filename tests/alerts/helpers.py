@@ -37,6 +37,7 @@ def order(
     end: datetime | None = None,
     sent: datetime | None = None,
     administered: bool = False,
+    completion_status: str = "",
 ) -> StoredOrder:
     return StoredOrder(
         order_key=key,
@@ -48,6 +49,7 @@ def order(
         message_time=sent if sent is not None else at,
         ordering_provider="DR1",
         administered=administered,
+        completion_status=completion_status,
     )
 
 
@@ -60,6 +62,7 @@ def result(
     *,
     status: str = "F",
     comparator: str = "",
+    specimen: str = "",
 ) -> StoredResult:
     return StoredResult(
         result_key=key,
@@ -70,6 +73,7 @@ def result(
         status=status,
         observed_at=at,
         received_at=at,
+        specimen=specimen,
     )
 
 

@@ -247,3 +247,37 @@ def test_canonical_units() -> None:
     assert LABS.canonical_unit("albumin") == "g/dL"
     with pytest.raises(UnknownUnit):
         LABS.canonical_unit("potassium")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        # an oral form needs a schedule
+        ("drugs.ibandronate.oral_schedule", "weekly", "drugs.ibandronate.oral_schedule: must be"),
+        # a single-dose oral form needs its effect interval
+        ("drugs.ibandronate.oral_schedule", "single", "drugs.ibandronate.oral_effect_days:"),
+        # grace days are whole days
+        ("drugs.ibandronate.oral_grace_days", 1.5, "drugs.ibandronate.oral_grace_days:"),
+        # with an oral form the main schedule is the parenteral one
+        ("drugs.ibandronate.route", "oral", "drugs.ibandronate.route: must be parenteral"),
+        # a route kind is oral or parenteral
+        ("drugs.alendronate.route", "PO", "drugs.alendronate.route: must be one of"),
+        # oral iron never counts, so IV iron has no oral form
+        ("drugs.iron_sucrose.oral_schedule", "ongoing", "drugs.iron_sucrose.oral_schedule:"),
+    ],
+)
+def test_oral_form_errors_name_the_key(path: str, value: Any, message: str) -> None:
+    with pytest.raises(CatalogError) as info:
+        DrugCatalog.from_dict(_set(_drugs(), path, value))
+    assert str(info.value).startswith(message)
+
+
+def test_ibandronate_schedule_depends_on_the_route() -> None:
+    # [CLIN]: IV every 3 months; PO while the order is active + 30 days
+    drug = DRUGS["ibandronate"]
+    [iv] = drug.forms("parenteral")
+    [po] = drug.forms("oral")
+    assert (iv.schedule, iv.effect_days) == ("single", 90)
+    assert (po.schedule, po.grace_days) == ("ongoing", 30)
+    assert set(drug.forms("")) == {iv, po}  # unknown route: both
+    assert DRUGS["alendronate"].forms("parenteral") == DRUGS["alendronate"].forms("oral")

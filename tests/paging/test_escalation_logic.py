@@ -1,4 +1,5 @@
-"""alerts.escalation.decide: a table of states × times (injected clock)."""
+"""alerts.escalation.decide: a table of states × times (injected clock). Corrective therapy
+is tested in tests/alerts/test_escalation.py."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from alerts.escalation import EscalationState, Policy, Step, corrective_stops, decide
+from alerts.escalation import EscalationState, Policy, Step, decide
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy(
@@ -75,21 +76,3 @@ def test_waiting_reports_due_time() -> None:
 def test_invalid_policies(timeouts: dict[str, timedelta]) -> None:
     with pytest.raises(ValueError):
         Policy("bad", timeouts)
-
-
-@pytest.mark.parametrize(
-    ("orders", "expected"),
-    [
-        ([], None),
-        ([("potassium_phosphate", m(-1))], None),  # before the alert
-        ([("potassium_phosphate", m(5))], ("potassium_phosphate", m(5))),
-        ([("calcium_gluconate", m(5))], None),  # corrects calcium, not phosphate
-        (
-            [("sodium_phosphate", m(9)), ("potassium_phosphate", m(3))],
-            ("potassium_phosphate", m(3)),
-        ),
-    ],
-)
-def test_corrective(orders: list[tuple[str, datetime]], expected: object) -> None:
-    corrective = {"phosphate": ("potassium_phosphate", "sodium_phosphate")}
-    assert corrective_stops("phosphate", T0, orders, corrective) == expected
