@@ -23,8 +23,10 @@ Choices:
 - ``PatientMerge`` has one surviving patient. A message whose groups name different surviving
   identifiers raises ParseError (PID[n], PID-3): it goes to the dead-letter store for a person
   to apply, rather than being half applied.
-- Prior ids equal to the surviving id are dropped, duplicates kept once (first order). A merge
-  left with no prior id is Ignored ("merge names no other identifier").
+- A prior identifier is the pair MRG-1.1 + MRG-1.4 (``prior_ids`` and ``prior_authorities``,
+  same order): the same number from another authority is another patient. Pairs equal to the
+  surviving patient's are dropped, duplicates kept once (first order). A merge left with no
+  prior identifier is Ignored ("merge names no other identifier").
 
 Errors raise ParseError naming segment (``PID[n]`` / ``MRG[n]``, n = the group) and field;
 the text never contains field values.
@@ -75,15 +77,15 @@ def parse_merge(
 ) -> PatientMerge | Ignored:
     """Parse a merge message (see the module doc).
 
-    Raises ParseError naming PID-3 when there is no PID or a PID has no usable identifier or
+    Raises ParseError naming PID-3 when there is no PID or a PID has no accepted identifier or
     the groups disagree on the surviving patient, and naming MRG-1 when a group has no MRG, an
-    MRG precedes every PID, or an MRG-1 has no usable identifier.
+    MRG precedes every PID, or an MRG-1 has no accepted identifier.
     """
     groups = _groups(segments, d.field)
     if not groups:
         raise ParseError("missing PID segment", "PID", "PID-3")
     surviving = None
-    prior: list[str] = []
+    prior: list[tuple[str, str]] = []  # (id, authority): one number from two authorities is two
     for n, (pid, mrgs, pv1) in enumerate(groups, start=1):
         try:
             patient = parse_patient(pid, pv1, d, config)
@@ -91,20 +93,26 @@ def parse_merge(
             raise ParseError(err.reason, f"PID[{n}]", "PID-3") from None
         if surviving is None:
             surviving = patient
-        elif patient.id != surviving.id:
+        elif (patient.id, patient.authority) != (surviving.id, surviving.authority):
             raise ParseError("merge names different surviving patients", f"PID[{n}]", "PID-3")
         if not mrgs:
             raise ParseError("missing MRG segment", f"MRG[{n}]", "MRG-1")
         for mrg in mrgs:
             try:
-                ident, _authority, _type = choose_identifier(field(mrg, 1), d, config)
+                ident, authority, _type = choose_identifier(field(mrg, 1), d, config)
             except ParseError:
                 raise ParseError(
-                    "no usable prior patient identifier", f"MRG[{n}]", "MRG-1"
+                    "no accepted prior patient identifier", f"MRG[{n}]", "MRG-1"
                 ) from None
-            if ident != surviving.id and ident not in prior:
-                prior.append(ident)
+            pair = (ident, authority)
+            if pair != (surviving.id, surviving.authority) and pair not in prior:
+                prior.append(pair)
     assert surviving is not None  # groups is non-empty
     if not prior:
         return Ignored(header, "merge names no other identifier")
-    return PatientMerge(header=header, surviving=surviving, prior_ids=tuple(prior))
+    return PatientMerge(
+        header=header,
+        surviving=surviving,
+        prior_ids=tuple(ident for ident, _ in prior),
+        prior_authorities=tuple(authority for _, authority in prior),
+    )

@@ -1,7 +1,8 @@
 """Throughput of parse_message on one core: ``python -m parsers.bench``.
 
-Prints messages per second for a relevant 13-segment ORU, an irrelevant ORU (no catalogued
-analyte, so the pre-filter answers) and a relevant RDE^O11.
+Prints messages per second and microseconds per message for a relevant 13-segment ORU, an
+irrelevant ORU (no catalogued analyte, so the pre-filter answers), a relevant RDE^O11, an
+RDE^O11 with two ORDER groups (an antibiotic, then the iron) and an RAS^O17 with two RXA.
 """
 
 from __future__ import annotations
@@ -55,6 +56,36 @@ RDE = "\r".join(
 ).encode()
 
 
+RDE_TWO_GROUPS = "\r".join(
+    [
+        "MSH|^~\\&|PHARM|GENHOSP|LABSENTINEL|GENHOSP|20240301093000||RDE^O11^RDE_O11|R2|P|2.5.1",
+        "PID|1||00099123^^^GENHOSP^MR||DOE^JANE||19580214|F",
+        "PV1|1|O|INFUSION^CH3^^GENHOSP",
+        "ORC|NW|PLRX0|FLRX0||SC||||20240301092000|||9876^PRESCRIBER",
+        "RXE||2193^Ceftriaxone 1 G^RXNORM|1||g|INJ",
+        "TQ1|1||||||202403010930",
+        "RXR|IV^Intravenous^HL70162",
+        "ORC|NW|PLRX1|FLRX1||SC||||20240301092500|||9876^PRESCRIBER",
+        "RXE||1435169^Ferric carboxymaltose 750 MG^RXNORM^^Injectafer|750||mg|INJ",
+        "TQ1|1||||||202403011000|202403011030",
+        "RXR|IV^Intravenous^HL70162",
+    ]
+).encode()
+
+RAS_TWO_RXA = "\r".join(
+    [
+        "MSH|^~\\&|MAR|GENHOSP|LABSENTINEL|GENHOSP|20240301120000||RAS^O17^RAS_O17|A1|P|2.5.1",
+        "PID|1||00099123^^^GENHOSP^MR||DOE^JANE||19580214|F",
+        "ORC|RE|PLRX1|FLRX1|||||||||77^NURSE",
+        "RXA|0|1|202403011005|202403011035|1435169^Injectafer^RXNORM|750|mg|||||||||||||CP",
+        "RXR|IV",
+        "ORC|RE|PLRX2|FLRX2|||||||||77^NURSE",
+        "RXA|0|1|202403021005|202403021035|1435169^Injectafer^RXNORM|750|mg|||||||||||||CP",
+        "RXR|IV",
+    ]
+).encode()
+
+
 def _classify(codes: Sequence[str], names: Sequence[str]) -> str | None:
     return "ferric_carboxymaltose" if "1435169" in codes else None
 
@@ -84,8 +115,11 @@ def main() -> None:
         ("relevant ORU (13 segments)", RELEVANT_ORU),
         ("irrelevant ORU", IRRELEVANT_ORU),
         ("relevant RDE^O11", RDE),
+        ("RDE^O11, two ORDER groups", RDE_TWO_GROUPS),
+        ("RAS^O17, two RXA", RAS_TWO_RXA),
     ):
-        print(f"{name:28s} {rate(raw):10,.0f} msgs/s")
+        per_second = rate(raw)
+        print(f"{name:28s} {per_second:10,.0f} msgs/s {1e6 / per_second:8.2f} µs/msg")
 
 
 if __name__ == "__main__":

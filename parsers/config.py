@@ -21,9 +21,11 @@ class ParserConfig:
     # are skipped without parsing the rest of their OBX.
     lab_codes: Mapping[str, str] = field(default_factory=dict)
     classify_drug: DrugClassifier = _no_drugs
-    # PID-3 choice: the first repetition whose type (CX-5) is in identifier_types, preferring,
-    # in order, the assigning authorities (CX-4.1) listed; empty authorities = any authority.
-    # When no repetition has a listed type, the first repetition with a non-empty id is used.
+    # PID-3 / MRG-1 choice: only an accepted repetition - type (CX-5) in identifier_types
+    # (empty = any type) and, when authorities are listed, assigning authority (CX-4.1) among
+    # them; the earliest listed authority wins, then the first repetition. No accepted
+    # repetition is a ParseError, never a fallback: one number from two authorities is two
+    # patients.
     identifier_types: tuple[str, ...] = ("MR",)
     identifier_authorities: tuple[str, ...] = ()
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))

@@ -9,6 +9,7 @@ delimiter never contains a delimiter).
 from __future__ import annotations
 
 from parsers.errors import ParseError
+from parsers.hygiene import clean
 
 __all__ = [
     "Delimiters",
@@ -76,10 +77,13 @@ def unescape(text: str, d: Delimiters) -> str:
     r"""Decode HL7 escape sequences in one extracted value.
 
     \F\ \S\ \T\ \R\ \E\ \P\ become the field, component, subcomponent, repetition, escape
-    and (v2.7) truncation characters; \.br\ becomes a line feed; \Xhh..\ becomes the bytes
-    it spells (UTF-8, else Latin-1); highlighting (\H\, \N\) and other formatting or
-    character-set sequences are dropped. An escape character without a closing one is kept as
-    literal text. Never raises.
+    and (v2.7) truncation characters; \.br\ (a formatted line break) becomes a space, because no
+    returned value holds a line feed (it would be read as a segment end downstream);
+    \Xhh..\ becomes the bytes it spells (UTF-8, else Latin-1), with every control character,
+    noncharacter or lone surrogate in them replaced by U+FFFD (parsers.hygiene); highlighting
+    (\H\, \N\) and other formatting or character-set sequences (\Cxxyy\, \Mxxyyzz\, \Zxx\)
+    are dropped. An escape character without a closing one is kept as literal text. Never
+    raises.
     """
     esc = d.escape
     start = text.find(esc)
@@ -114,16 +118,16 @@ def _decode_sequence(body: str, d: Delimiters) -> str:
     if body == "P":
         return d.truncation
     if body == ".br":
-        return "\n"
+        return " "
     if body[:1] == "X" and len(body) % 2 == 1:
         try:
             data = bytes.fromhex(body[1:])
         except ValueError:
             return ""
         try:
-            return data.decode("utf-8")
+            return clean(data.decode("utf-8"))
         except UnicodeDecodeError:
-            return data.decode("latin-1")
+            return clean(data.decode("latin-1"))
     # \H\ \N\ (highlighting), \.sp\ \.in\ ... (formatting), \C..\ \M..\ \Z..\: no text.
     return ""
 

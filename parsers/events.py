@@ -127,6 +127,7 @@ class PatientMerge(NamedTuple):
     header: MessageHeader
     surviving: Patient
     prior_ids: tuple[str, ...]
+    prior_authorities: tuple[str, ...] = ()  # MRG-1.4 of each prior id (same order); "" if none
 
 
 class Ignored(NamedTuple):

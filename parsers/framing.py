@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from parsers.hygiene import CONTROL_BYTES, clean_message, utf8_is_clean
+
 MLLP_START = b"\x0b"
 MLLP_END = b"\x1c"
 
@@ -55,20 +57,34 @@ def split_messages(data: bytes) -> list[bytes]:
 def decode_message(raw: bytes | str) -> str:
     """Return the message text: UTF-8 if it decodes, else Latin-1; MLLP bytes removed.
 
+    Every control character other than CR and LF (which end segments), DEL, every C1 control
+    (Latin-1 maps bytes 0x80-0x9F to them), U+FFFE, U+FFFF and every lone surrogate is
+    replaced by U+FFFD (see parsers.hygiene), so no field read from the text carries one.
     Latin-1 maps every byte, so this never raises. A leading byte-order mark is dropped.
     """
     if isinstance(raw, bytes):
+        # One C-level pass answers "no C0 control but CR/LF, no DEL" for nearly every message
+        # (about 0.6 µs per kilobyte, a regular expression takes 3 µs).
+        control_free = len(raw.translate(None, CONTROL_BYTES)) == len(raw)
+        if not control_free and (b"\x0b" in raw or b"\x1c" in raw):
+            # MLLP framing bytes are removed, not replaced: they are framing, not data.
+            raw = raw.replace(b"\x0b", b"").replace(b"\x1c", b"")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            text = raw.decode("latin-1")
+            # Latin-1 maps bytes 0x80-0x9F to C1 controls: always cleaned.
+            return _strip_bom(clean_message(raw.decode("latin-1")))
+        if not control_free or not (raw.isascii() or utf8_is_clean(raw)):
+            text = clean_message(text)
     else:
-        text = raw
-    if "\x0b" in text or "\x1c" in text:
-        text = text.replace("\x0b", "").replace("\x1c", "")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return text
+        if "\x0b" in raw or "\x1c" in raw:
+            raw = raw.replace("\x0b", "").replace("\x1c", "")
+        text = clean_message(raw)
+    return _strip_bom(text)
+
+
+def _strip_bom(text: str) -> str:
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 def split_segments(text: str) -> list[str]:

@@ -1,5 +1,9 @@
 """ORU^R01 -> LabReport (or Ignored when no OBX carries a catalogued code).
 
+Every OBR and every OBX is read: two OBX of one code in one OBR are two results (told apart
+by OBX-4 ``sub_id`` and ``occurrence``), and a catalogued OBX whose time cannot be read is a
+``Rejected`` of its own rather than an error for the whole message.
+
 Shaped for throughput, because most messages of a lab feed are ORUs:
 
 - one pass over the segments; PID, PV1, ORC and OBR are only remembered, and read when a
@@ -18,7 +22,7 @@ from datetime import datetime
 from parsers.config import ParserConfig
 from parsers.encoding import Delimiters, component, is_plain, repetitions
 from parsers.errors import ParseError
-from parsers.events import Ignored, LabReport, LabResult, MessageHeader
+from parsers.events import Ignored, LabReport, LabResult, MessageHeader, Rejected
 from parsers.patient import parse_patient
 from parsers.timestamps import parse_timestamp
 from parsers.values import parse_value
@@ -86,14 +90,23 @@ def parse_oru(
 ) -> LabReport | Ignored:
     """Parse an ORU^R01 whose segments (MSH first) are already split and stripped.
 
-    Returns Ignored when no OBX is catalogued, without reading PID. Raises ParseError naming
-    segment and field for a missing/unusable PID-3 or an unusable observation time.
+    Every OBX of every OBR is read; each catalogued one becomes a LabResult, or a Rejected
+    (segment "OBX[n]", item = analyte) when its observation time is unusable: an unparseable
+    OBX-14, or an empty OBX-14 with an unparseable OBR-7, or no time at all. A rejected OBX
+    never hides the others, and a report whose catalogued OBX are all rejected is still a
+    LabReport (``results=()``) so the service can dead-letter each one.
 
-    An OBX is a segment starting with ``OBX`` and the field separator; OBX[n] in errors counts
-    every segment whose name starts with OBX.
+    Returns Ignored when no OBX is catalogued, without reading PID. Raises ParseError naming
+    segment and field only for message-level problems: a missing PID or no accepted PID-3
+    identifier.
+
+    An OBX is a segment starting with ``OBX`` and the field separator; OBX[n] (LabResult's
+    ``position`` and Rejected's ``segment``) counts every segment whose name starts with OBX.
+    ``occurrence`` counts catalogued OBX of the same (upper-cased code, OBX-4) within one OBR,
+    rejected ones included, so an OBX keeps its number when a neighbour cannot be read.
     """
     fs = d.field
-    rep, sub, esc = d.repetition, d.subcomponent, d.escape
+    rep, sub, esc, cs = d.repetition, d.subcomponent, d.escape, d.component
     memo = _memo(config, d)
     unseen = _UNSEEN
     # Raw text of the first PID and PV1, of the ORC waiting for its OBR, of the current OBR
@@ -102,7 +115,10 @@ def parse_oru(
     group: Group | None = None
     last_time: str | None = None  # OBX-14 text last read in this group, and its reading
     observed: datetime | None = None
+    failure: ParseError | None = None  # why last_time could not be read, if it could not
+    seen: dict[tuple[str, str], int] = {}  # (CODE, sub_id) -> catalogued OBX so far in this OBR
     results: list[LabResult] = []
+    rejected: list[Rejected] = []
     obx_count = obr_count = 0
     for seg in segments:
         name = seg[:3]
@@ -121,30 +137,56 @@ def parse_oru(
                 continue
             if group is None:
                 group = _order_group(obr, obr_orc, obr_count, d)
+            position = f"OBX[{obx_count}]"
             f = seg.split(fs)
             f += _OBX_PAD
             plain = not (rep in seg or sub in seg or esc in seg)
-            time_text = f[14].partition(d.component)[0] if plain else component(f[14], d, 1)
+            sub_id = f[4]  # OBX-4, nearly always empty
+            if sub_id:
+                sub_id = (
+                    sub_id.partition(cs)[0].strip() if plain else component(sub_id, d, 1).strip()
+                )
+            key = (code[1].upper(), sub_id)
+            occurrence = seen.get(key, 0) + 1
+            seen[key] = occurrence
+            time_text = f[14].partition(cs)[0] if plain else component(f[14], d, 1)
             if time_text != last_time:
-                observed = _observed_at(time_text, group, header, config, f"OBX[{obx_count}]")
+                try:
+                    observed = _observed_at(time_text, group, header, config, position)
+                    failure = None
+                except ParseError as err:
+                    observed, failure = None, err
                 last_time = time_text
-            # Set on the group's first OBX: last_time starts as None, time_text is a str.
-            assert observed is not None
+            if observed is None:
+                # Set together with observed on the group's first OBX (last_time starts None).
+                assert failure is not None
+                rejected.append(Rejected(position, failure.field, failure.reason, code[0]))
+                continue
             if plain:
-                results.append(_plain_result(f, code, observed, group, d))
+                results.append(
+                    _plain_result(f, code, observed, group, d, sub_id, occurrence, position)
+                )
             else:
-                results.append(_lab_result(f, code, observed, group, d))
+                results.append(
+                    _lab_result(f, code, observed, group, d, sub_id, occurrence, position)
+                )
         elif name == "OBR":
             obr_count += 1
             obr, obr_orc, orc = seg, orc, None  # the pending ORC is this OBR's
             group = last_time = None
+            if seen:
+                seen = {}
         elif name == "ORC":
             orc = seg
         elif name == "PID":
             pid = pid or seg
         elif name == "PV1":
             pv1 = pv1 or seg
-    if not results:
+    if obr_count == 0 and obx_count == 0:
+        # No ORDER_OBSERVATION at all: not a result report, whatever else it holds. Said
+        # rather than ignored, so that a feed sending empty reports is seen by someone.
+        raise ParseError("no OBR or OBX segment", "OBR", "OBR-1")
+    if not results and not rejected:
         return Ignored(header, "no catalogued analyte")
     patient = parse_patient(
         None if pid is None else pid.split(fs, 4),
@@ -152,7 +194,7 @@ def parse_oru(
         d,
         config,
     )
-    return LabReport(header, patient, tuple(results))
+    return LabReport(header, patient, tuple(results), tuple(rejected))
 
 
 def _order_group(obr: str | None, orc: str | None, obr_count: int, d: Delimiters) -> Group:
@@ -181,7 +223,12 @@ def _fields_2_3_7(segment: str, d: Delimiters) -> tuple[str, str, str]:
 def _observed_at(
     time_text: str, group: Group, header: MessageHeader, config: ParserConfig, where: str
 ) -> datetime:
-    """OBX-14 (``time_text``), else OBR-7 of the enclosing OBR, else MSH-7. Raises ParseError."""
+    """OBX-14 (``time_text``), else OBR-7 of the enclosing OBR, else MSH-7.
+
+    Raises ParseError("unparseable timestamp", ..., "OBX-14" or "OBR-7") for a time that is
+    present but unusable (no fallback past it: a wrong time would misplace the result in a
+    window), and ParseError("no observation time", where, "OBX-14") when there is none.
+    """
     tz = config.timezone
     observed = parse_timestamp(time_text, tz, where, "OBX-14")
     if observed is None:
@@ -194,7 +241,14 @@ def _observed_at(
 
 
 def _plain_result(
-    f: list[str], code: Code, observed: datetime, group: Group, d: Delimiters
+    f: list[str],
+    code: Code,
+    observed: datetime,
+    group: Group,
+    d: Delimiters,
+    sub_id: str,
+    occurrence: int,
+    position: str,
 ) -> LabResult:
     """``_lab_result`` for an OBX without repetition, subcomponent or escape characters:
     component 1 of a field is then the text before the first component separator."""
@@ -216,11 +270,21 @@ def _plain_result(
         group[0],  # placer_order_id
         group[1],  # filler_order_id
         f[1].partition(cs)[0].strip(),  # set_id
+        sub_id,
+        occurrence,
+        position,
     )
 
 
 def _lab_result(
-    f: list[str], code: Code, observed: datetime, group: Group, d: Delimiters
+    f: list[str],
+    code: Code,
+    observed: datetime,
+    group: Group,
+    d: Delimiters,
+    sub_id: str,
+    occurrence: int,
+    position: str,
 ) -> LabResult:
     analyte, code_value, code_system, code_text = code
     value_type = component(f[2], d, 1).strip().upper()
@@ -242,4 +306,7 @@ def _lab_result(
         placer_order_id=group[0],
         filler_order_id=group[1],
         set_id=component(f[1], d, 1).strip(),
+        sub_id=sub_id,
+        occurrence=occurrence,
+        position=position,
     )

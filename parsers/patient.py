@@ -15,25 +15,32 @@ def _upper_set(values: tuple[str, ...]) -> frozenset[str]:
     return frozenset(v.upper() for v in values)
 
 
+@lru_cache(maxsize=16)
+def _upper_tuple(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(v.upper() for v in values)
+
+
 def choose_identifier(pid3: str, d: Delimiters, config: ParserConfig) -> tuple[str, str, str]:
-    """Pick ``(id, authority, type)`` from the raw PID-3 repetitions.
+    """Pick ``(id, authority, type)`` from the raw PID-3 (or MRG-1) repetitions.
 
-    Rule (see ParserConfig): among repetitions with a non-empty CX-1 whose CX-5 is one of
-    ``identifier_types``, take the first whose CX-4.1 is the earliest listed authority; if
-    none has a listed authority (or none are listed), the first such repetition. If no
-    repetition has a listed type, the first repetition with a non-empty id. Types and
-    authorities compare case-insensitively.
+    Only an *accepted* repetition is ever chosen: a non-empty CX-1 whose CX-5 is one of
+    ``identifier_types`` (any type when that list is empty) and, when
+    ``identifier_authorities`` is non-empty, whose CX-4.1 is one of them. Among accepted
+    repetitions the earliest listed authority wins, then the first repetition. Types and
+    authorities compare case-insensitively. There is no fallback to another repetition: the
+    same number from another authority is another patient.
 
-    Raises ParseError("no usable patient identifier", "PID", "PID-3").
+    Raises ParseError("no accepted patient identifier", "PID", "PID-3").
     """
     types = _upper_set(tuple(config.identifier_types))
     authorities = config.identifier_authorities
+    wanted = _upper_tuple(tuple(authorities))
     # Without subcomponent or escape characters (the usual PID-3) a repetition's components
     # are the pieces between component separators; component() handles everything else.
     plain = not (d.subcomponent in pid3 or d.escape in pid3)
     cs = d.component
-    first_any: tuple[str, str, str] | None = None
-    typed: list[tuple[str, str, str]] = []
+    best: tuple[str, str, str] | None = None
+    best_rank = len(wanted)
     for rep in repetitions(pid3, d):
         if plain:
             parts = rep.split(cs, 5)
@@ -47,22 +54,18 @@ def choose_identifier(pid3: str, d: Delimiters, config: ParserConfig) -> tuple[s
             if not ident:
                 continue
             cand = (ident, component(rep, d, 4, 1).strip(), component(rep, d, 5).strip())
-        if first_any is None:
-            first_any = cand
-        if cand[2].upper() in types:
-            if not authorities:
-                return cand  # the first typed repetition wins
-            typed.append(cand)
-    if typed:
-        for authority in authorities:
-            wanted = authority.upper()
-            for cand in typed:
-                if cand[1].upper() == wanted:
-                    return cand
-        return typed[0]
-    if first_any is None:
-        raise ParseError("no usable patient identifier", "PID", "PID-3")
-    return first_any
+        if types and cand[2].upper() not in types:
+            continue
+        if not wanted:
+            return cand  # any authority: the first accepted repetition wins
+        authority = cand[1].upper()
+        if authority in wanted:
+            rank = wanted.index(authority)
+            if rank < best_rank:
+                best, best_rank = cand, rank
+    if best is None:
+        raise ParseError("no accepted patient identifier", "PID", "PID-3")
+    return best
 
 
 def parse_patient(
@@ -72,7 +75,7 @@ def parse_patient(
 
     Location is PV1-3 rendered "point of care/room/bed" without empty parts; facility is
     PV1-3.4.1; service is PV1-10.1. Raises ParseError naming PID-3 when PID is missing or has
-    no usable identifier.
+    no accepted identifier (see choose_identifier).
     """
     if pid is None:
         raise ParseError("missing PID segment", "PID", "PID-3")

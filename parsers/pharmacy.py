@@ -1,23 +1,39 @@
 """RDE^O11 / RDE^O01 (pharmacy encoded order) and RAS^O17 (administration) -> PharmacyOrder.
 
-Only the first order group (the first ORC and the segments up to the next ORC) is read. The
-drug is classified before anything else, so orders for drugs LabSentinel does not track cost
-one segment split and return Ignored.
+Every group of a message is read, in message order:
+
+- RDE: each ORDER group (an ORC and the segments up to the next ORC) gives one item per RXE
+  in it, timed by the group's TQ1 and routed by its RXR. A conformant group has one RXE; a
+  group that carries several is cut before each further RXE, so that every RXE is read once
+  and takes the TQ1/RXR nearest to it.
+- RAS: each RXA is an administration, with the last ORC before it (if any) and the first RXR
+  after it before the next ORC (ADMINISTRATION is ``{RXA} RXR``: consecutive RXA share the RXR
+  that follows them).
+
+Drugs are classified before anything else, so RXE/RXA of drugs LabSentinel does not track
+cost one segment split each, and a message without any catalogued one returns Ignored without
+reading PID. A catalogued item that cannot be read (an unusable timestamp, no dose time)
+becomes a ``Rejected`` naming it (``RXE[n]``/``RXA[n]``, n counting every RXE/RXA segment of
+the message) and the field; the other items still come through.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TypedDict
 
 from parsers.config import ParserConfig
 from parsers.encoding import Delimiters, component, field, is_plain
 from parsers.errors import ParseError
-from parsers.events import Ignored, MedicationOrder, MessageHeader, PharmacyOrder
+from parsers.events import (
+    Ignored,
+    MedicationOrder,
+    MessageHeader,
+    PharmacyOrder,
+    Rejected,
+)
 from parsers.patient import parse_patient
 from parsers.timestamps import parse_timestamp
-
-# RXA-20 completion status values meaning no drug reached the patient (HL7 table 0322).
-_NOT_GIVEN = frozenset({"RE", "NA"})
 
 
 def _first(
@@ -31,17 +47,8 @@ def _first(
     return None
 
 
-def _order_group(segments: list[str], fs: str) -> tuple[int, int] | None:
-    """Index of the first ORC and of the next ORC (or the end); None without an ORC."""
-    tag = "ORC" + fs
-    start = None
-    for i, seg in enumerate(segments):
-        if seg.startswith(tag) or seg == "ORC":
-            if start is None:
-                start = i
-            else:
-                return start, i
-    return None if start is None else (start, len(segments))
+def _is(seg: str, name: str, fs: str) -> bool:
+    return seg.startswith(name) and (len(seg) == 3 or seg[3] == fs)
 
 
 def _classify(code_field: str, d: Delimiters, config: ParserConfig) -> str | None:
@@ -67,50 +74,111 @@ def _patient_fields(segments: list[str], fs: str) -> tuple[list[str] | None, lis
     return _first(segments, "PID", fs), _first(segments, "PV1", fs)
 
 
+# (segment index of the RXE, "RXE[n]", drug key, raw RXE-2) of a catalogued RXE.
+_Catalogued = tuple[int, str, str, str]
+
+
 def parse_rde(
     segments: list[str], d: Delimiters, header: MessageHeader, config: ParserConfig
 ) -> PharmacyOrder | Ignored:
-    """Parse an RDE^O11 (or legacy RDE^O01).
+    """Parse an RDE^O11 (or legacy RDE^O01): one MedicationOrder per catalogued RXE.
 
-    dose_at is TQ1-7, else RXE-1.4 (v2.3/2.4 timing), else ORC-15, else ORC-9, else MSH-7;
-    end_at is TQ1-8, else RXE-1.5. Raises ParseError naming segment and field when RXE or ORC
-    is missing, a timestamp is unusable, no dose time exists, or PID-3 is unusable.
+    Per item, dose_at is TQ1-7, else RXE-1.4 (v2.3/2.4 timing), else ORC-15, else ORC-9, else
+    MSH-7; end_at is TQ1-8, else RXE-1.5. An unusable timestamp in any of these, no dose time
+    at all, or an RXE before the first ORC makes that item a Rejected. Returns Ignored when no
+    RXE is catalogued. Raises ParseError naming segment and field for message-level problems:
+    no RXE at all, catalogued RXE but no ORC anywhere in the message (ORC is required), a
+    missing PID or no accepted PID-3 identifier.
     """
     fs = d.field
-    rxe = _first(segments, "RXE", fs)
-    if rxe is None:
+    ends = (fs, "")  # what follows a segment name: the field separator, or nothing
+    # Indexes of every ORC and RXE, in message order: together they delimit the items.
+    marks: list[int] = []
+    catalogued: list[_Catalogued] = []
+    rxe_count = 0
+    for i, seg in enumerate(segments):
+        name = seg[:3]
+        if name == "RXE" and seg[3:4] in ends:
+            marks.append(i)
+            rxe_count += 1
+            parts = seg.split(fs, 3)
+            give_code = parts[2] if len(parts) > 2 else ""
+            drug = _classify(give_code, d, config)
+            if drug is not None:
+                catalogued.append((i, f"RXE[{rxe_count}]", drug, give_code))
+        elif name == "ORC" and seg[3:4] in ends:
+            marks.append(i)
+    if rxe_count == 0:
         raise ParseError("missing RXE segment", "RXE", "RXE-2")
-    give_code = field(rxe, 2)
-    drug = _classify(give_code, d, config)
-    if drug is None:
+    if not catalogued:
         return Ignored(header, "drug not in catalog")
-    group = _order_group(segments, fs)
-    if group is None:
+    if len(marks) == rxe_count:
         raise ParseError("missing ORC segment", "ORC", "ORC-1")
-    orc = segments[group[0]].split(fs)
-    tq1 = _first(segments, "TQ1", fs, group[0] + 1, group[1])
-    rxr = _first(segments, "RXR", fs, group[0] + 1, group[1])
-    rxe1 = field(rxe, 1)
 
-    dose_at = None
-    end_at = None
+    orders: list[MedicationOrder] = []
+    rejected: list[Rejected] = []
+    for index, where, drug, give_code in catalogued:
+        k = marks.index(index)
+        orc_index = next((m for m in reversed(marks[:k]) if segments[m][:3] == "ORC"), None)
+        if orc_index is None:
+            rejected.append(Rejected(where, "ORC-1", "order outside an order group", drug))
+            continue
+        # TQ1/RXR belong to the RXE from its ORC (the group's first RXE) or from itself (a
+        # further RXE of the same group) up to the next ORC or RXE.
+        start = orc_index + 1 if marks[k - 1] == orc_index else index
+        stop = marks[k + 1] if k + 1 < len(marks) else len(segments)
+        try:
+            orders.append(
+                _rde_order(
+                    segments, index, orc_index, start, stop, give_code, drug, d, header, config
+                )
+            )
+        except ParseError as err:
+            rejected.append(Rejected(where, err.field, err.reason, drug))
+    pid, pv1 = _patient_fields(segments, fs)
+    patient = parse_patient(pid, pv1, d, config)
+    return PharmacyOrder(header, patient, tuple(orders), tuple(rejected))
+
+
+def _rde_order(
+    segments: list[str],
+    index: int,
+    orc_index: int,
+    start: int,
+    stop: int,
+    give_code: str,
+    drug: str,
+    d: Delimiters,
+    header: MessageHeader,
+    config: ParserConfig,
+) -> MedicationOrder:
+    """The MedicationOrder of one RXE. Raises ParseError naming the unusable field."""
+    fs = d.field
+    rxe = segments[index].split(fs)
+    orc = segments[orc_index].split(fs)
+    tq1 = _first(segments, "TQ1", fs, start, stop)
+    rxr = _first(segments, "RXR", fs, start, stop)
+    rxe1 = field(rxe, 1)
+    tz = config.timezone
+
+    dose_at: datetime | None = None
+    end_at: datetime | None = None
     if tq1 is not None:
-        dose_at = parse_timestamp(component(field(tq1, 7), d, 1), config.timezone, "TQ1", "TQ1-7")
-        end_at = parse_timestamp(component(field(tq1, 8), d, 1), config.timezone, "TQ1", "TQ1-8")
+        dose_at = parse_timestamp(component(field(tq1, 7), d, 1), tz, "TQ1", "TQ1-7")
+        end_at = parse_timestamp(component(field(tq1, 8), d, 1), tz, "TQ1", "TQ1-8")
     if dose_at is None:
-        dose_at = parse_timestamp(component(rxe1, d, 4, 1), config.timezone, "RXE", "RXE-1.4")
+        dose_at = parse_timestamp(component(rxe1, d, 4, 1), tz, "RXE", "RXE-1.4")
     if end_at is None:
-        end_at = parse_timestamp(component(rxe1, d, 5, 1), config.timezone, "RXE", "RXE-1.5")
+        end_at = parse_timestamp(component(rxe1, d, 5, 1), tz, "RXE", "RXE-1.5")
     if dose_at is None:
-        dose_at = parse_timestamp(component(field(orc, 15), d, 1), config.timezone, "ORC", "ORC-15")
+        dose_at = parse_timestamp(component(field(orc, 15), d, 1), tz, "ORC", "ORC-15")
     if dose_at is None:
-        dose_at = parse_timestamp(component(field(orc, 9), d, 1), config.timezone, "ORC", "ORC-9")
+        dose_at = parse_timestamp(component(field(orc, 9), d, 1), tz, "ORC", "ORC-9")
     if dose_at is None:
         dose_at = header.message_time
     if dose_at is None:
         raise ParseError("no dose time", "TQ1", "TQ1-7")
-
-    order = MedicationOrder(
+    return MedicationOrder(
         **_order_fields(orc, give_code, rxr, d),
         drug=drug,
         dose_at=dose_at,
@@ -121,8 +189,6 @@ def parse_rde(
             component(field(orc, 12), d, 1).strip() or component(field(rxe, 13), d, 1).strip()
         ),
     )
-    pid, pv1 = _patient_fields(segments, fs)
-    return PharmacyOrder(header, parse_patient(pid, pv1, d, config), order)
 
 
 class _OrderFields(TypedDict):
@@ -155,46 +221,69 @@ def _order_fields(
 def parse_ras(
     segments: list[str], d: Delimiters, header: MessageHeader, config: ParserConfig
 ) -> PharmacyOrder | Ignored:
-    """Parse an RAS^O17: the first RXA of the first order group is the administration.
+    """Parse an RAS^O17: one administered MedicationOrder per catalogued RXA.
 
-    The drug comes from RXA-5, dose_at from RXA-3 (administration start), end_at from RXA-4,
-    amount and units from RXA-6 and RXA-7.1, route from the RXR after the RXA. An RXA whose
-    completion status (RXA-20) is RE (refused) or NA (not administered) gives Ignored: no
-    drug reached the patient. ORC is optional here (ids then empty). Raises ParseError naming
-    segment and field when RXA or RXA-3 is missing or unusable, or PID-3 is unusable.
+    The drug comes from RXA-5, dose_at from RXA-3 (administration start, required), end_at
+    from RXA-4, amount and units from RXA-6 and RXA-7.1, completion_status from RXA-20
+    (upper-cased), route from the first RXR after the RXA before the next ORC, order ids and
+    control from the last ORC before the RXA (empty without one). Administrations with
+    RXA-20 NA (not administered) or RE (refused) are returned too: the clinical core opens no
+    window for them, and keeping them keeps the audit. An empty or unusable RXA-3, or an
+    unusable RXA-4, makes that RXA a Rejected. Returns Ignored when no RXA is catalogued.
+    Raises ParseError naming segment and field when there is no RXA at all, PID is missing or
+    PID-3 has no accepted identifier.
     """
     fs = d.field
-    group = _order_group(segments, fs)
-    start, stop = (group[0] + 1, group[1]) if group is not None else (1, None)
-    rxa_index = None
-    for i in range(start, len(segments) if stop is None else stop):
-        if segments[i].startswith("RXA" + fs):
-            rxa_index = i
-            break
-    if rxa_index is None:
+    tz = config.timezone
+    orders: list[MedicationOrder] = []
+    rejected: list[Rejected] = []
+    orc: list[str] = []
+    rxa_count = 0
+    for i, seg in enumerate(segments):
+        if _is(seg, "ORC", fs):
+            orc = seg.split(fs)
+            continue
+        if not _is(seg, "RXA", fs):
+            continue
+        rxa_count += 1
+        rxa = seg.split(fs)
+        give_code = field(rxa, 5)
+        drug = _classify(give_code, d, config)
+        if drug is None:
+            continue
+        where = f"RXA[{rxa_count}]"
+        try:
+            dose_at = parse_timestamp(component(field(rxa, 3), d, 1), tz, where, "RXA-3")
+            if dose_at is None:
+                raise ParseError("missing administration time", where, "RXA-3")
+            end_at = parse_timestamp(component(field(rxa, 4), d, 1), tz, where, "RXA-4")
+        except ParseError as err:
+            rejected.append(Rejected(where, err.field, err.reason, drug))
+            continue
+        rxr = None
+        for later in segments[i + 1 :]:
+            if _is(later, "ORC", fs):
+                break
+            if _is(later, "RXR", fs):
+                rxr = later.split(fs)
+                break
+        orders.append(
+            MedicationOrder(
+                **_order_fields(orc, give_code, rxr, d),
+                drug=drug,
+                dose_at=dose_at,
+                end_at=end_at,
+                give_amount=component(field(rxa, 6), d, 1).strip(),
+                give_units=component(field(rxa, 7), d, 1).strip(),
+                ordering_provider=component(field(orc, 12), d, 1).strip(),
+                administered=True,
+                completion_status=component(field(rxa, 20), d, 1).strip().upper(),
+            )
+        )
+    if rxa_count == 0:
         raise ParseError("missing RXA segment", "RXA", "RXA-5")
-    rxa = segments[rxa_index].split(fs)
-    give_code = field(rxa, 5)
-    drug = _classify(give_code, d, config)
-    if drug is None:
+    if not orders and not rejected:
         return Ignored(header, "drug not in catalog")
-    if component(field(rxa, 20), d, 1).strip().upper() in _NOT_GIVEN:
-        return Ignored(header, "administration not given")
-    dose_at = parse_timestamp(component(field(rxa, 3), d, 1), config.timezone, "RXA", "RXA-3")
-    if dose_at is None:
-        raise ParseError("missing administration time", "RXA", "RXA-3")
-    end_at = parse_timestamp(component(field(rxa, 4), d, 1), config.timezone, "RXA", "RXA-4")
-    orc = segments[group[0]].split(fs) if group is not None else []
-    rxr = _first(segments, "RXR", fs, rxa_index + 1, stop)
-    order = MedicationOrder(
-        **_order_fields(orc, give_code, rxr, d),
-        drug=drug,
-        dose_at=dose_at,
-        end_at=end_at,
-        give_amount=component(field(rxa, 6), d, 1).strip(),
-        give_units=component(field(rxa, 7), d, 1).strip(),
-        ordering_provider=component(field(orc, 12), d, 1).strip(),
-        administered=True,
-    )
     pid, pv1 = _patient_fields(segments, fs)
-    return PharmacyOrder(header, parse_patient(pid, pv1, d, config), order)
+    patient = parse_patient(pid, pv1, d, config)
+    return PharmacyOrder(header, patient, tuple(orders), tuple(rejected))

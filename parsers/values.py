@@ -13,7 +13,8 @@ Rules (the clinical core only acts on results with a number):
 - Every other type (CE, CWE, ...): value None.
 
 value_text is otherwise the unescaped text of all repetitions, components joined by a space
-and repetitions by a line feed (empty components and repetitions skipped).
+and repetitions by "; " (empty components and repetitions skipped). Not by a line feed: no
+returned value holds a control character (parsers.hygiene).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def parse_value(value_type: str, raw: str, d: Delimiters) -> tuple[float | None,
         number = float(m.group(1))
         return (number, comparator, text) if math.isfinite(number) else (None, "", text)
     rendered = (" ".join(p for p in components(rep, d) if p) for rep in reps)
-    text = "\n".join(r for r in rendered if r)
+    text = "; ".join(r for r in rendered if r)
     if value_type not in _TEXT_TYPES or not reps:
         return None, "", text
     first = " ".join(p for p in components(reps[0], d) if p)

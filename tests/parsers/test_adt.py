@@ -68,8 +68,6 @@ CASES = [
         ["PID|1||E1^^^EPI^PI~M1^^^HOSP^MR", "MRG|E2^^^EPI^PI~M2^^^HOSP^MR"],
         ("M1", ("M2",)),
     ),
-    # no MR in MRG-1: the first non-empty repetition, as for PID-3
-    ("ADT^A40^ADT_A39", ["PID|1||M1^^^HOSP^MR", "MRG|^^^X^MR~E2^^^EPI^PI"], ("M1", ("E2",))),
     # escaped delimiters in MRG-1 are decoded like PID-3's
     ("ADT^A40^ADT_A39", ["PID|1||M1^^^HOSP^MR", "MRG|M\\S\\2^^^HOSP^MR"], ("M1", ("M^2",))),
     # segments of other kinds between pairs are skipped
@@ -93,6 +91,8 @@ def test_merge(kind: str, segments: list[str], expected: tuple[str, tuple[str, .
         (("HOSP",), ("M1", ("M2",))),
         # without a preference the first MR wins in both
         ((), ("X1", ("X2",))),
+        # authorities tried in the order listed, whatever the repetition order
+        (("HOSP", "OTHER"), ("M1", ("M2",))),
     ],
 )
 def test_identifier_choice_via_config(
@@ -130,6 +130,27 @@ def test_other_adt_ignored(kind: str, reason: str) -> None:
     assert isinstance(out, Ignored) and out.reason == reason
 
 
+def test_prior_identifiers_carry_their_authority() -> None:
+    # the same number from another authority is another patient: kept, with its authority
+    out = merge(
+        "PID|1||M1^^^HOSP^MR", "MRG|M1^^^OTHER^MR", "PID|2||M1^^^HOSP^MR", "MRG|M2^^^HOSP^MR"
+    )
+    assert isinstance(out, PatientMerge)
+    assert (out.prior_ids, out.prior_authorities) == (("M1", "M2"), ("OTHER", "HOSP"))
+
+
+def test_no_accepted_prior_identifier_is_a_parse_error() -> None:
+    # MRG-1 only from an authority not configured: dead-letter, never another repetition
+    config = replace(CONFIG, identifier_authorities=("HOSP",))
+    with pytest.raises(ParseError) as err:
+        merge("PID|1||M1^^^HOSP^MR", "MRG|M2^^^OTHER^MR", config=config)
+    assert (err.value.reason, err.value.segment, err.value.field) == (
+        "no accepted prior patient identifier",
+        "MRG[1]",
+        "MRG-1",
+    )
+
+
 def test_merge_into_itself_is_ignored() -> None:
     # MRG-1 naming the surviving id itself leaves nothing to move
     out = merge("PID|1||M1^^^HOSP^MR", "MRG|M1^^^HOSP^MR")
@@ -157,9 +178,19 @@ ERRORS = [
     ([], "PID", "PID-3"),
     # PID-3 without an id
     ([f"PID|1||^^^{SECRET}^MR", "MRG|M2^^^HOSP^MR"], "PID[1]", "PID-3"),
+    # PID-3 without an accepted (MR) identifier: no fallback to another type
+    ([f"PID|1||{SECRET}^^^EPI^PI", "MRG|M2^^^HOSP^MR"], "PID[1]", "PID-3"),
+    # MRG-1 without an accepted identifier: no fallback to the PI repetition
+    (["PID|1||M1^^^HOSP^MR", f"MRG|^^^X^MR~{SECRET}^^^EPI^PI"], "MRG[1]", "MRG-1"),
     # two pairs with different survivors: dead-letter, never half-applied
     (
         ["PID|1||M1^^^HOSP^MR", "MRG|M2^^^HOSP^MR", f"PID|2||{SECRET}^^^HOSP^MR", "MRG|M3"],
+        "PID[2]",
+        "PID-3",
+    ),
+    # the same surviving number from another authority is another survivor
+    (
+        ["PID|1||M1^^^HOSP^MR", "MRG|M2^^^HOSP^MR", f"PID|2||M1^^^{SECRET}^MR", "MRG|M3^^^A^MR"],
         "PID[2]",
         "PID-3",
     ),
@@ -218,4 +249,5 @@ def test_damaged_merges_parse_or_raise_parse_error(raw: bytes) -> None:
         return
     assert isinstance(out, PatientMerge | Ignored)
     if isinstance(out, PatientMerge):
-        assert out.prior_ids and out.surviving.id not in out.prior_ids
+        priors = list(zip(out.prior_ids, out.prior_authorities, strict=True))
+        assert priors and (out.surviving.id, out.surviving.authority) not in priors

@@ -49,8 +49,5 @@ def test_corpus_key_values() -> None:
     assert report.patient.id == "00099123" and report.patient.service == "CAR"
     order = parse_message((CORPUS / "rde_v23_rxe1.hl7").read_bytes(), CONFIG)
     assert isinstance(order, PharmacyOrder)
-    assert (order.order.drug, order.order.route, order.order.dose_at.hour) == (
-        "denosumab",
-        "SC",
-        11,
-    )
+    (given,) = order.orders
+    assert (given.drug, given.route, given.dose_at.hour) == ("denosumab", "SC", 11)

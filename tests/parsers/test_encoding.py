@@ -17,11 +17,16 @@ ODD = Delimiters("#", "!", "*", "/", "%")
         ("plain", STD, "plain"),  # no escape char: returned as is
         ("a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f", STD, "a|b^c&d~e\\f"),  # the five delimiters
         ("a/F/b/S/c/T/d/R/e/E/f", ODD, "a#b!c%d*e/f"),  # with a non-standard escape char
-        ("line1\\.br\\line2", STD, "line1\nline2"),  # formatted line break
+        ("line1\\.br\\line2", STD, "line1 line2"),  # line break: a space, never a LF
         ("\\H\\bold\\N\\ text", STD, "bold text"),  # highlighting dropped
         ("\\X4142\\", STD, "AB"),  # hex bytes
         ("\\XC3A9\\", STD, "é"),  # hex bytes that are UTF-8
         ("\\XE9\\", STD, "é"),  # hex bytes that are not UTF-8: Latin-1
+        ("A\\X00\\B", STD, "A\ufffdB"),  # an escaped NUL is replaced, not dropped
+        ("\\X0D0A1B7F\\", STD, "\ufffd" * 4),  # escaped CR, LF, ESC and DEL replaced
+        ("\\X85\\", STD, "\ufffd"),  # Latin-1 fallback to a C1 control: replaced
+        ("\\XC285EFBFBE\\", STD, "\ufffd\ufffd"),  # UTF-8 C1 control and U+FFFE
+        ("\\XEDA080\\", STD, "í\xa0\ufffd"),  # an encoded surrogate is not UTF-8: Latin-1
         ("\\XZZ\\x", STD, "x"),  # bad hex dropped, not raised
         ("\\.sp\\x\\Cxxyy\\", STD, "x"),  # other formatting / charset sequences dropped
         ("50\\", STD, "50\\"),  # unterminated escape kept literally

@@ -55,6 +55,16 @@ def test_split_messages(data: bytes, expected: list[bytes]) -> None:
         (b"\x0bMSH|x\x1c\r", "MSH|x\r"),
         # text input passes through; a BOM is dropped
         ("\ufeffMSH|x", "MSH|x"),
+        # NUL, other C0 controls and DEL are replaced (not deleted); CR and LF stay
+        (b"MSH|A\x00B\tC\x7f\rPID|\x1f\n", "MSH|A\ufffdB\ufffdC\ufffd\rPID|\ufffd\n"),
+        # Latin-1 fallback maps 0x80-0x9F to C1 controls: replaced too
+        (b"MSH|\x85\x9f\xa0\xff", "MSH|\ufffd\ufffd\xa0\xff"),
+        # C1 controls and U+FFFE/U+FFFF written as valid UTF-8 are replaced
+        ("MSH|\x85\ufffe\uffff\xa0".encode(), "MSH|\ufffd\ufffd\ufffd\xa0"),
+        # lone surrogates in text input are replaced
+        ("MSH|\ud800x\udfff", "MSH|\ufffdx\ufffd"),
+        # bidi controls and other printable text are not controls: kept
+        ("MSH|\u202eab\u200f".encode(), "MSH|\u202eab\u200f"),
     ],
 )
 def test_decode_message(raw: bytes | str, expected: str) -> None:

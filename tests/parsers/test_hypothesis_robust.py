@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from parsers import Ignored, LabReport, ParseError, PharmacyOrder, parse_message, split_messages
 from tests.parsers.common import CONFIG
-from tests.parsers.test_hypothesis_oracle import oru_messages, rde_messages
+from tests.parsers.test_hypothesis_oracle import oru_messages, ras_messages, rde_messages
 
 SETTINGS = settings(
     max_examples=300,
@@ -54,6 +54,7 @@ def mutated(draw: st.DrawFn) -> bytes:
             st.sampled_from(CORPUS),
             oru_messages().map(lambda b: b.text.encode()),
             rde_messages().map(lambda b: b.text.encode()),
+            ras_messages().map(lambda b: b.text.encode()),
         )
     )
     data = bytearray(base)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from parsers import Ignored, LabReport, LabResult, parse_message
-from tests.parsers.common import CONFIG, MSH_ORU, OBR, PID, TZ, msg
+from parsers import Ignored, LabReport, LabResult, ParseError, Rejected, parse_message
+from tests.parsers.common import CONFIG, MSH_ORU, OBR, OBX_PHOS, PID, TZ, msg
 
 
 def _results(*segments: str, msh: str = MSH_ORU) -> tuple[LabResult, ...]:
@@ -43,7 +43,7 @@ def _one(obx: str) -> LabResult:
         ("< 0.5", "ST", 0.5, "<", "< 0.5"),  # ST that is a number with comparator
         ("1.2", "ST", 1.2, "", "1.2"),  # ST that is a number
         ("see note", "ST", None, "", "see note"),  # ST that is text
-        ("1.2~1.3", "ST", 1.2, "", "1.2\n1.3"),  # repetitions: first gives the value
+        ("1.2~1.3", "ST", 1.2, "", "1.2; 1.3"),  # repetitions: first gives the value, no LF
         ("2.1", "TX", 2.1, "", "2.1"),  # TX is read like ST
         ("POS^Positive^L", "CE", None, "", "POS Positive L"),  # coded value: no number
         ("", "NM", None, "", ""),  # empty value
@@ -84,6 +84,9 @@ def test_all_fields_of_a_result() -> None:
         placer_order_id="PL1",
         filler_order_id="FL1",
         set_id="3",
+        sub_id="",
+        occurrence=1,
+        position="OBX[1]",
     )
 
 
@@ -256,3 +259,108 @@ def test_message_header() -> None:
 def test_other_message_types_ignored(msh9: str, reason: str) -> None:
     out = parse_message(msg(f"MSH|^~\\&|A|B|||20240101||{msh9}|C1|P|2.5"), CONFIG)
     assert out == Ignored(out.header, reason)  # type: ignore[union-attr]
+
+
+def test_two_obx_same_code_one_obr_are_two_results() -> None:
+    # neither overwrites the other: occurrence tells them apart, position says where
+    results = _results(
+        OBR,
+        "OBX|1|NM|2777-1^Phosphate^LN||1.8|mg/dL|||||F",
+        "OBX|2|NM|718-7^Hgb^LN||11|g/dL|||||F",
+        "OBX|3|NM|2777-1^Phosphate^LN||0.9|mg/dL|||||F",
+    )
+    assert [(r.value, r.sub_id, r.occurrence, r.position) for r in results] == [
+        (1.8, "", 1, "OBX[1]"),
+        (0.9, "", 2, "OBX[3]"),
+    ]
+
+
+def test_obx4_sub_id_is_read_and_counts_apart() -> None:
+    # OBX-4 (component 1, stripped) is the sub-id; occurrence counts per (code, sub-id)
+    results = _results(
+        OBR,
+        "OBX|1|NM|2777-1||1.1|mg/dL||||| F",
+        "OBX|2|NM|2777-1| 2 ^x|1.2|mg/dL|||||F",
+        "OBX|3|NM|2777-1|2|1.3|mg/dL|||||F",
+        "OBX|4|NM|2777-1||1.4|mg/dL|||||F",
+    )
+    assert [(r.sub_id, r.occurrence) for r in results] == [("", 1), ("2", 1), ("2", 2), ("", 2)]
+
+
+def test_occurrence_restarts_in_each_obr_and_ignores_code_case() -> None:
+    # counted within one OBR; codes compare case-insensitively (the code map does too)
+    results = _results(
+        "OBR|1|P1",
+        "OBX|1|NM|locphos||1|mg/dL|||||F",
+        "OBX|2|NM|LOCPHOS||2|mg/dL|||||F",
+        "OBR|2|P2",
+        "OBX|3|NM|LOCPHOS||3|mg/dL|||||F",
+    )
+    assert [(r.placer_order_id, r.occurrence, r.position) for r in results] == [
+        ("P1", 1, "OBX[1]"),
+        ("P1", 2, "OBX[2]"),
+        ("P2", 1, "OBX[3]"),
+    ]
+
+
+def test_bad_obx14_rejects_only_that_result() -> None:
+    # an unusable time rejects its own OBX; the others of the message are still results,
+    # and the rejected one still counts for the occurrence of the next
+    out = parse_message(
+        msg(
+            MSH_ORU,
+            PID,
+            OBR,
+            "OBX|1|NM|17861-6||6.5|mg/dL|||||F|||NOTATIME",
+            "OBX|2|NM|17861-6||6.6|mg/dL|||||F|||20240310064500",
+            "OBX|3|NM|2777-1||0.9|mg/dL|||||F|||NOTATIME",
+        ),
+        CONFIG,
+    )
+    assert isinstance(out, LabReport)
+    assert [(r.analyte, r.value, r.occurrence, r.position) for r in out.results] == [
+        ("calcium", 6.6, 2, "OBX[2]")
+    ]
+    assert out.rejected == (
+        Rejected("OBX[1]", "OBX-14", "unparseable timestamp", "calcium"),
+        Rejected("OBX[3]", "OBX-14", "unparseable timestamp", "phosphate"),
+    )
+
+
+def test_every_catalogued_obx_rejected_is_still_a_report() -> None:
+    # the service dead-letters each rejected result, so the report is not Ignored
+    out = parse_message(msg(MSH_ORU, PID, OBR, "OBX|1|NM|2777-1||1|mg/dL|||||F|||BAD"), CONFIG)
+    assert isinstance(out, LabReport)
+    assert (out.results, [r.segment for r in out.rejected]) == ((), ["OBX[1]"])
+
+
+def test_message_level_problem_still_raises_with_rejected_items() -> None:
+    # a rejected OBX does not hide a missing PID: the whole message is unusable
+    with pytest.raises(ParseError) as err:
+        parse_message(msg(MSH_ORU, OBR, "OBX|1|NM|2777-1||1|mg/dL|||||F|||BAD"), CONFIG)
+    assert (err.value.segment, err.value.field) == ("PID", "PID-3")
+
+
+def test_nul_in_control_id_is_replaced_not_dropped() -> None:
+    # "AB\x00C" and "ABC" must stay two different control ids, and neither holds a NUL
+    def control_id(msh10: bytes) -> str:
+        raw = b"MSH|^~\\&|LIS|HOSP|LS|HOSP|20240310||ORU^R01|" + msh10 + b"|P|2.5.1\r"
+        out = parse_message(raw + msg(PID, OBR, OBX_PHOS), CONFIG)
+        return out.header.control_id
+
+    assert control_id(b"AB\x00C") == "AB\ufffdC"
+    assert control_id(b"ABC") == "ABC"
+
+
+@pytest.mark.parametrize(
+    ("unit", "expected"),
+    [
+        ("mg\\X00\\dL", "mg\ufffddL"),  # an escaped NUL
+        ("mg\\X0A\\dL", "mg\ufffddL"),  # an escaped line feed
+        ("mg\x85dL", "mg\ufffddL"),  # a C1 control written as UTF-8
+        ("mg\x01dL", "mg\ufffddL"),  # a raw C0 control
+    ],
+)
+def test_control_characters_in_result_fields_are_replaced(unit: str, expected: str) -> None:
+    (r,) = _results(OBR, f"OBX|1|NM|2777-1||1|{unit}|||||F")
+    assert r.unit == expected

@@ -6,14 +6,21 @@ from datetime import datetime
 
 import pytest
 
-from parsers import Ignored, MedicationOrder, PharmacyOrder, parse_message
+from parsers import Ignored, MedicationOrder, ParseError, PharmacyOrder, Rejected, parse_message
 from tests.parsers.common import CONFIG, MSH_RDE, ORC_NW, PID, RXE_FCM, TZ, msg
 
 
-def _order(*segments: str, msh: str = MSH_RDE) -> MedicationOrder:
+def _parse(*segments: str, msh: str = MSH_RDE) -> PharmacyOrder:
     out = parse_message(msg(msh, PID, *segments), CONFIG)
     assert isinstance(out, PharmacyOrder), out
-    return out.order
+    return out
+
+
+def _order(*segments: str, msh: str = MSH_RDE) -> MedicationOrder:
+    out = _parse(*segments, msh=msh)
+    assert out.rejected == ()
+    (order,) = out.orders
+    return order
 
 
 def test_rde_all_fields() -> None:
@@ -151,17 +158,184 @@ def test_ras_administration() -> None:
     )
 
 
+def test_ras_uncatalogued_drug_ignored() -> None:
+    # an administration of a drug LabSentinel does not track
+    rxa = "RXA|0|1|20240301|20240301|313782^Acetaminophen|500|mg"
+    out = parse_message(msg(RAS_MSH, PID, "ORC|RE|P|F", rxa), CONFIG)
+    assert isinstance(out, Ignored) and out.reason == "drug not in catalog"
+
+
 @pytest.mark.parametrize(
-    ("rxa", "reason"),
+    ("rxa20", "status"),
     [
-        (
-            "RXA|0|1|20240301|20240301|313782^Acetaminophen|500|mg",
-            "drug not in catalog",
-        ),  # untracked
-        # refused (RXA-20 RE): no drug reached the patient
-        ("RXA|0|1|20240301|20240301|1435169^FCM|750|mg|||||||||||||RE", "administration not given"),
+        ("RE", "RE"),  # refused: kept for the audit, the clinical core opens no window
+        ("na", "NA"),  # not administered, upper-cased
+        ("CP", "CP"),  # complete
+        ("", ""),  # not sent
     ],
 )
-def test_ras_ignored(rxa: str, reason: str) -> None:
-    out = parse_message(msg(RAS_MSH, PID, "ORC|RE|P|F", rxa), CONFIG)
-    assert isinstance(out, Ignored) and out.reason == reason
+def test_ras_keeps_every_completion_status(rxa20: str, status: str) -> None:
+    rxa = f"RXA|0|1|20240301|20240301|1435169^FCM|750|mg|||||||||||||{rxa20}"
+    order = _order("ORC|RE|P|F", rxa, msh=RAS_MSH)
+    assert (order.administered, order.completion_status) == (True, status)
+
+
+ANTIBIOTIC = "RXE||2193^Ceftriaxone 1 G^RXNORM|1||g"
+
+
+def test_rde_with_antibiotic_then_iron_keeps_the_iron() -> None:
+    # an uncatalogued first ORDER group never hides a catalogued second one
+    out = _parse(
+        "ORC|NW|PABX|FABX",
+        ANTIBIOTIC,
+        "TQ1|||||||202403010800",
+        "RXR|IV",
+        "ORC|NW|PFCM|FFCM",
+        RXE_FCM,
+        "TQ1|||||||202403011000",
+        "RXR|IV",
+    )
+    (order,) = out.orders
+    assert (order.drug, order.placer_order_id, order.dose_at.hour) == (
+        "ferric_carboxymaltose",
+        "PFCM",
+        10,
+    )
+
+
+def test_rde_with_two_catalogued_groups_gives_both_in_order() -> None:
+    # every ORDER group is read, each with its own ORC, TQ1 and RXR
+    out = _parse(
+        "ORC|NW|P1|F1",
+        RXE_FCM,
+        "TQ1|||||||20240301",
+        "RXR|IV",
+        "ORC|DC|P2|F2",
+        "RXE||993452^Prolia^RXNORM|60||mg",
+        "RXR|SC",
+        "TQ1|||||||20240302",
+    )
+    assert [
+        (o.drug, o.order_control, o.placer_order_id, o.route, o.dose_at.day) for o in out.orders
+    ] == [
+        ("ferric_carboxymaltose", "NW", "P1", "IV", 1),
+        ("denosumab", "DC", "P2", "SC", 2),
+    ]
+
+
+def test_rde_group_with_bad_time_is_rejected_and_others_come_through() -> None:
+    # one unreadable group is a Rejected naming it; the next group is still an order
+    out = _parse(
+        "ORC|NW|P1|F1",
+        RXE_FCM,
+        "TQ1|||||||NOTATIME",
+        "ORC|NW|P2|F2",
+        "RXE||993452^Prolia^RXNORM|60||mg",
+    )
+    assert [o.drug for o in out.orders] == ["denosumab"]
+    assert out.rejected == (
+        Rejected("RXE[1]", "TQ1-7", "unparseable timestamp", "ferric_carboxymaltose"),
+    )
+
+
+def test_rde_without_dose_time_is_rejected() -> None:
+    # no TQ1, RXE-1, ORC-15, ORC-9 or MSH-7: no time to place the dose, so Rejected
+    msh = "MSH|^~\\&|RX|H|||||RDE^O11|R1|P|2.5.1"
+    out = _parse("ORC|NW", RXE_FCM, msh=msh)
+    assert (out.orders, out.rejected) == (
+        (),
+        (Rejected("RXE[1]", "TQ1-7", "no dose time", "ferric_carboxymaltose"),),
+    )
+
+
+def test_rde_rxe_before_any_orc_is_rejected() -> None:
+    # an RXE outside every ORDER group has no order control: Rejected, the group after it kept
+    out = _parse(RXE_FCM, "ORC|NW|P2|F2", "RXE||993452^Prolia^RXNORM|60||mg")
+    assert [o.drug for o in out.orders] == ["denosumab"]
+    assert out.rejected == (
+        Rejected("RXE[1]", "ORC-1", "order outside an order group", "ferric_carboxymaltose"),
+    )
+
+
+def test_rde_without_any_orc_is_a_parse_error() -> None:
+    # ORC is required in an RDE; a catalogued RXE without any ORC dead-letters the message
+    with pytest.raises(ParseError) as err:
+        parse_message(msg(MSH_RDE, PID, RXE_FCM), CONFIG)
+    assert (err.value.segment, err.value.field) == ("ORC", "ORC-1")
+
+
+def test_rde_two_rxe_in_one_group_are_two_orders() -> None:
+    # a malformed group with two RXE: each is read once, with the TQ1/RXR nearest to it
+    out = _parse(
+        "ORC|NW|P1|F1",
+        RXE_FCM,
+        "TQ1|||||||20240301",
+        "RXR|IV",
+        "RXE||993452^Prolia^RXNORM|60||mg",
+        "TQ1|||||||20240302",
+        "RXR|SC",
+    )
+    assert [(o.drug, o.placer_order_id, o.route, o.dose_at.day) for o in out.orders] == [
+        ("ferric_carboxymaltose", "P1", "IV", 1),
+        ("denosumab", "P1", "SC", 2),
+    ]
+
+
+def test_ras_with_two_rxa_gives_both_administrations() -> None:
+    # every RXA is an administration, each with its ORC and the RXR after it
+    out = _parse(
+        "ORC|RE|P1|F1",
+        "RXA|0|1|202403011005||1435169^Injectafer^RXNORM|750|mg",
+        "RXR|IV",
+        "ORC|RE|P2|F2",
+        "RXA|0|1|202403021005||993452^Prolia^RXNORM|60|mg|||||||||||||CP",
+        "RXR|SC",
+        msh=RAS_MSH,
+    )
+    assert [
+        (o.drug, o.placer_order_id, o.route, o.dose_at.day, o.completion_status) for o in out.orders
+    ] == [
+        ("ferric_carboxymaltose", "P1", "IV", 1, ""),
+        ("denosumab", "P2", "SC", 2, "CP"),
+    ]
+
+
+def test_ras_consecutive_rxa_share_the_rxr_after_them() -> None:
+    # ADMINISTRATION is {RXA} RXR: both RXA take the one RXR; a refused one is kept (RE)
+    out = _parse(
+        "ORC|RE|P1|F1",
+        "RXA|0|1|20240301||1435169^FCM|750|mg|||||||||||||RE",
+        "RXA|0|2|20240302||1435169^FCM|750|mg|||||||||||||CP",
+        "RXR|IV",
+        msh=RAS_MSH,
+    )
+    assert [(o.route, o.completion_status, o.dose_at.day) for o in out.orders] == [
+        ("IV", "RE", 1),
+        ("IV", "CP", 2),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rxa3", "rejected"),
+    [
+        # empty RXA-3: the administration start is required
+        ("", Rejected("RXA[1]", "RXA-3", "missing administration time", "ferric_carboxymaltose")),
+        # unreadable RXA-3
+        ("SOON", Rejected("RXA[1]", "RXA-3", "unparseable timestamp", "ferric_carboxymaltose")),
+    ],
+)
+def test_ras_unreadable_rxa3_rejects_only_that_rxa(rxa3: str, rejected: Rejected) -> None:
+    out = _parse(
+        "ORC|RE|P1|F1",
+        f"RXA|0|1|{rxa3}||1435169^FCM|750|mg",
+        "RXA|0|1|20240302||993452^Prolia|60|mg",
+        msh=RAS_MSH,
+    )
+    assert [o.drug for o in out.orders] == ["denosumab"]
+    assert out.rejected == (rejected,)
+
+
+def test_ras_rxa_without_orc_has_empty_order_fields() -> None:
+    # ORC is optional in an RAS: ids and control are then empty
+    order = _order("RXA|0|1|20240301||1435169^FCM|750|mg", msh=RAS_MSH)
+    assert (order.order_control, order.placer_order_id, order.ordering_provider) == ("", "", "")
