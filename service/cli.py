@@ -2,6 +2,10 @@
 
 Each subcommand validates the settings first and stops with a message naming the key when
 they are wrong (exit status 2); operational failures exit 1.
+
+Whatever else a command raises ends as one plain sentence on stderr and exit status 1: the
+exception's class and a PHI-free summary (``service.logs.describe_exception``), never a
+traceback and never ``str()`` of a database error, which quotes statements and values.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from service import commands, logs
+from service.logs import describe_exception
 from service.pipeline import DatabaseUnavailable
 from service.settings import ConfigError, Settings, load_settings
 
@@ -122,10 +127,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"labsentinel: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except DatabaseUnavailable as exc:
+        # Its text is the class of the driver error, never the driver's message.
         print(f"labsentinel: database unavailable ({exc})", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # the last line of defence: one sentence, no traceback
+        print(
+            f"labsentinel: {args.command} failed: {describe_exception(exc)} "
+            "(details withheld: they may quote patient data)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -214,6 +227,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             progress=ProgressBar(sys.stderr) if show else None,
         )
         print(summary.line())
+        if summary.unrecorded:
+            print(
+                f"labsentinel: {summary.unrecorded} messages could be neither processed nor "
+                "dead-lettered; the logs name their files and positions",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
         return 0
     if args.command == "run":
         from service.daemon import run_daemon

@@ -1,18 +1,33 @@
 """The Kafka consumer: fetch a batch → pipeline (in a thread) → dead-letter topic → commit.
 
 Contract (arroyo/aiokafka style):
-- Offsets are committed only after every message of the batch has its effects committed in
-  the database. Messages that produce nothing (ignored, duplicates, dead letters) are
-  committed too, so the stream moves on.
+- Offsets are committed only after every message of the batch has a durable outcome: its
+  effects committed in the database, or its dead-letter row. Messages that produce nothing
+  (ignored, duplicates, dead letters) are committed too, so the stream moves on.
 - A batch is stored in one transaction, batches one at a time and in fetch order. While one
   is stored (worker thread), the next is parsed (event loop), and the previous one's offsets
   are committed while the next is stored.
+- No message stops the stream. Whatever staging or storing a batch raises, other than
+  ``DatabaseUnavailable``, the batch is processed again message by message
+  (:func:`process_each`). A message the pipeline cannot even dead-letter, while the database
+  answers ``SELECT 1``, is *unrecorded*: its only durable copy is then the dead-letter topic,
+  which must accept it before its offset is committed (retried until it does, or until stop,
+  in which case nothing more is committed and the process exits non-zero to re-read it).
 - A database outage pauses the assigned partitions (the group membership and heartbeats stay
   alive), seeks back to the first offsets of the batch in flight (and of the batch fetched
-  after it), and resumes once ``SELECT 1`` works.
-  Nothing is skipped. ``database.outage_max_s`` > 0 turns a long outage into a loud exit.
-- Fatal Kafka errors (authorisation, unknown topic with auto-create off) propagate and stop
-  the process; a single bad record is dead-lettered and skipped.
+  after it), and resumes once ``SELECT 1`` works. Nothing is skipped.
+  ``database.outage_max_s`` > 0 turns a long outage into a loud exit.
+- Fatal, and so propagated out of ``run`` to stop the process loudly: errors of the broker
+  that no retry fixes (``getmany``: authorisation, unknown topic with auto-create off, offset
+  out of range without a reset policy; a commit refused for a reason other than a rebalance or
+  a retriable broker error), an outage longer than ``database.outage_max_s``, and an
+  unrecorded message still without a dead-letter topic copy when ``stop`` is set. Everything
+  a single record or batch can cause is not fatal.
+- A failed commit after a rebalance, or a retriable broker error while committing, is logged
+  and passed over: the partition's next owner (or our next commit) re-reads from the last
+  committed offset, and the database's de-duplication makes the re-read harmless.
+- Records reach the pipeline as the broker delivered them: no decoding, no copy, no size
+  check here (``pipeline.max_message_bytes`` is the pipeline's, before it decodes).
 - ``stop`` (SIGTERM) ends the loop after the batch in flight is stored and committed.
 """
 
@@ -22,12 +37,12 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy.engine import Engine
 
@@ -37,6 +52,66 @@ from service.pipeline import DatabaseUnavailable, Incoming, Outcome, Pipeline, P
 from service.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+# error_class of a message the pipeline could neither process nor dead-letter in the database.
+UNRECORDED = "unrecorded"
+
+
+class UnrecordedMessageError(Exception):
+    """A message has no durable copy (no database row, no dead-letter topic record) and the
+    consumer is stopping: its offset must not be committed."""
+
+    safe_message = True  # the text names a topic, partition and offset only
+
+
+def process_each(pipeline: Pipeline, engine: Engine, items: Sequence[Incoming]) -> list[Processed]:
+    """Process ``items`` one message per transaction; results in the same order.
+
+    The fallback when a whole batch raised: a message the pipeline still cannot process (nor
+    dead-letter) comes back as a ``DEAD_LETTER`` with error_class ``unrecorded`` and a
+    PHI-free reason (the exception's class), and the others are processed as usual.
+
+    A failure is blamed on the database, and DatabaseUnavailable raised (the caller pauses
+    and retries, skipping nothing), only while ``SELECT 1`` fails. A message whose processing
+    reports the database unavailable twice while ``SELECT 1`` works is the message's fault
+    (a value the database refuses, wrongly classed as an outage): without this, one such
+    message would pause the stream for ever. Blocks (database I/O).
+    """
+    results: list[Processed] = []
+    for item in items:
+        failure: Exception | None = None
+        for _attempt in range(2):
+            try:
+                results.extend(pipeline.process_batch([item]))
+                failure = None
+                break
+            except Exception as exc:  # the message's fault, unless the database is away
+                if not database_reachable(engine):
+                    raise DatabaseUnavailable(type(exc).__name__) from None
+                failure = exc
+                if not isinstance(exc, DatabaseUnavailable):
+                    break
+        if failure is not None:
+            results.append(_unrecorded(item, failure))
+    return results
+
+
+def _unrecorded(item: Incoming, failure: Exception) -> Processed:
+    log.error(
+        "message could not be processed nor dead-lettered",
+        extra={
+            "error": type(failure).__name__,
+            "source": item.source,
+            "topic": item.topic,
+            "partition": item.partition,
+            "offset": item.offset,
+        },
+    )
+    return Processed(
+        Outcome.DEAD_LETTER,
+        reason=f"not recorded: {type(failure).__name__} while processing and dead-lettering",
+        error_class=UNRECORDED,
+    )
 
 
 @dataclass
@@ -169,12 +244,13 @@ class Consumer:
         )
         self.state.assigned = len(consumer.assignment())
         records = [(tp, record) for tp, recs in batch.items() for record in recs]
-        staged: list[Staged] = []
+        items = [_incoming(tp, record) for tp, record in records]
+        staged: list[Staged] | None = []
         started = time.perf_counter()
         if records:
             if self.state.first_fetch_at is None:
                 self.state.first_fetch_at = started
-            staged = self.pipeline.stage_batch([_incoming(tp, record) for tp, record in records])
+            staged = self._stage(items)
         parsing = time.perf_counter() - started
         previous: list[Processed] | None = None
         if in_flight is not None:
@@ -183,10 +259,11 @@ class Consumer:
                 return None
         next_flight = None
         if records:
-            next_flight = _InFlight(records, asyncio.create_task(self._store(staged, parsing)))
+            task = asyncio.create_task(self._store(items, staged, parsing))
+            next_flight = _InFlight(records, task)
         if in_flight is not None and previous is not None:
             # Committing the offsets overlaps the next batch's transaction.
-            await self._finish(consumer, producer, in_flight.records, previous)
+            await self._finish(consumer, producer, in_flight.records, previous, stop)
         return next_flight
 
     async def _settle(
@@ -199,7 +276,7 @@ class Consumer:
         """Wait for the batch in flight and commit its offsets (on stopping)."""
         results = await self._stored(consumer, in_flight, [], stop)
         if results is not None:
-            await self._finish(consumer, producer, in_flight.records, results)
+            await self._finish(consumer, producer, in_flight.records, results, stop)
 
     async def _stored(
         self,
@@ -218,11 +295,48 @@ class Consumer:
             await self._wait_for_database(consumer, stop)
             return None
 
-    async def _store(self, staged: list[Staged], parsing: float) -> list[Processed]:
+    def _stage(self, items: list[Incoming]) -> list[Staged] | None:
+        """The batch staged, or None when staging raised (the store step then processes the
+        batch message by message). Never raises."""
+        try:
+            return self.pipeline.stage_batch(items)
+        except Exception as exc:  # a parser bug: the store step isolates the message
+            log.error(
+                "staging a batch failed; processing it message by message",
+                extra={"error": type(exc).__name__, "messages": len(items)},
+            )
+            return None
+
+    async def _store(
+        self, items: list[Incoming], staged: list[Staged] | None, parsing: float
+    ) -> list[Processed]:
+        """Results of the batch, one per item. Raises DatabaseUnavailable only."""
         started = time.perf_counter()
-        results = await asyncio.to_thread(self.pipeline.store_batch, staged)
+        results = await asyncio.to_thread(self._store_blocking, items, staged)
         metrics.processing_seconds.observe(parsing + time.perf_counter() - started)
         return results
+
+    def _store_blocking(
+        self, items: list[Incoming], staged: list[Staged] | None
+    ) -> list[Processed]:
+        if staged is not None:
+            try:
+                return self.pipeline.store_batch(staged)
+            except DatabaseUnavailable:
+                if not database_reachable(self.engine):
+                    raise
+                # Reported as an outage while the database answers: a message's fault.
+                log.error(
+                    "storing a batch failed with the database reachable; "
+                    "processing it message by message",
+                    extra={"error": "DatabaseUnavailable", "messages": len(items)},
+                )
+            except Exception as exc:  # the pipeline's own fallback failed: isolate each
+                log.error(
+                    "storing a batch failed; processing it message by message",
+                    extra={"error": type(exc).__name__, "messages": len(items)},
+                )
+        return process_each(self.pipeline, self.engine, items)
 
     async def _finish(
         self,
@@ -230,25 +344,53 @@ class Consumer:
         producer: AIOKafkaProducer,
         records: list[tuple[TopicPartition, Any]],
         results: list[Processed],
+        stop: asyncio.Event,
     ) -> None:
+        """Publish the batch's dead letters to the topic, then commit its offsets.
+
+        Raises UnrecordedMessageError (fatal) when an unrecorded message could not be
+        published before ``stop``, and KafkaError for a commit no retry fixes.
+        """
         if not records:
             return
         offsets: dict[TopicPartition, int] = {}
         self._count(records, results)
         for (tp, record), result in zip(records, results, strict=True):
             offsets[tp] = max(offsets.get(tp, -1), record.offset + 1)
-            if result.outcome is Outcome.DEAD_LETTER:
+            if result.outcome is not Outcome.DEAD_LETTER:
+                continue
+            if result.error_class == UNRECORDED:
+                await self._publish_unrecorded(producer, tp, record, result, stop)
+            else:
                 await self._publish_dead_letter(producer, tp, record, result)
+        if self.on_notifications and any(r.notifications for r in results):
+            self.on_notifications()  # stored, so deliverable whether or not the commit works
+        assigned = consumer.assignment()
+        # A partition revoked by a rebalance since the fetch is not ours to commit (aiokafka
+        # refuses the whole commit with IllegalStateError); its new owner re-reads it.
+        owned = {tp: OffsetAndMetadata(o, "") for tp, o in offsets.items() if tp in assigned}
+        if not owned:
+            return
         try:
-            await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
-            self._positions.update(offsets)
-            self.state.last_commit_at = time.perf_counter()
-            if self.on_notifications and any(r.notifications for r in results):
-                self.on_notifications()
-        except CommitFailedError:
+            await consumer.commit(owned)
+        except (CommitFailedError, IllegalStateError) as exc:
             # The group rebalanced under us; the new owner re-reads these messages and the
             # database's de-duplication makes that harmless.
-            log.warning("offset commit failed after a rebalance; messages will be re-read")
+            log.warning(
+                "offset commit failed after a rebalance; messages will be re-read",
+                extra={"error": type(exc).__name__},
+            )
+            return
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise  # e.g. not authorised for the group: no retry will fix it
+            log.warning(
+                "offset commit failed; the next commit covers these messages",
+                extra={"error": type(exc).__name__},
+            )
+            return
+        self._positions.update({tp: m.offset for tp, m in owned.items()})
+        self.state.last_commit_at = time.perf_counter()
 
     def _count(self, records: list[tuple[TopicPartition, Any]], results: list[Processed]) -> None:
         """Outcome counters of a batch: summed here, then one increment per label set."""
@@ -271,24 +413,67 @@ class Consumer:
 
     async def _publish_dead_letter(
         self, producer: AIOKafkaProducer, tp: TopicPartition, record: Any, result: Processed
-    ) -> None:
-        # The database row is the durable copy; the topic feeds the interface team's tools.
-        headers = [
-            ("labsentinel.reason", result.reason.encode()[:500]),
-            ("labsentinel.error_class", result.error_class.encode()),
-            ("labsentinel.source_topic", tp.topic.encode()),
-            ("labsentinel.source_partition", str(tp.partition).encode()),
-            ("labsentinel.source_offset", str(record.offset).encode()),
-        ]
+    ) -> bool:
+        """Copy a dead letter to the dead-letter topic; False when the broker refused it.
+        Never raises (the database row is the durable copy; the topic feeds the interface
+        team's tools)."""
         try:
             await producer.send_and_wait(
-                self.settings.dead_letter_topic, record.value or b"", headers=headers
+                self.settings.dead_letter_topic,
+                record.value or b"",
+                headers=_dead_letter_headers(tp, record.offset, result),
             )
-        except KafkaError as exc:
+            return True
+        except Exception as exc:  # KafkaError, or a record larger than the producer allows
             log.warning(
                 "dead-letter topic publish failed; the database copy is kept",
-                extra={"error": type(exc).__name__, "control_id": result.control_id},
+                extra={
+                    "error": type(exc).__name__,
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "offset": record.offset,
+                },
             )
+            return False
+
+    async def _publish_unrecorded(
+        self,
+        producer: AIOKafkaProducer,
+        tp: TopicPartition,
+        record: Any,
+        result: Processed,
+        stop: asyncio.Event,
+    ) -> None:
+        """The dead-letter topic is an unrecorded message's only copy: retry until the broker
+        has it. A record the broker refuses for good (larger than it accepts) is published
+        without its value, so that topic, partition and offset still say where it is.
+        Raises UnrecordedMessageError when ``stop`` comes first."""
+        value: bytes = record.value or b""
+        headers = _dead_letter_headers(tp, record.offset, result)
+        delay = 0.5
+        while True:
+            try:
+                await producer.send_and_wait(
+                    self.settings.dead_letter_topic, value, headers=headers
+                )
+                return
+            except KafkaError as exc:
+                if not exc.retriable and value:
+                    value = b""
+                    headers = [*headers, ("labsentinel.value_withheld", b"refused by broker")]
+                    continue
+                log.error(
+                    "unrecorded message not yet on the dead-letter topic; retrying",
+                    extra={"error": type(exc).__name__, "topic": tp.topic,
+                           "partition": tp.partition, "offset": record.offset},
+                )  # fmt: skip
+            if stop.is_set():
+                raise UnrecordedMessageError(
+                    f"message at {tp.topic}:{tp.partition}:{record.offset} has no durable "
+                    "copy; its offset was not committed"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     def _seek_back(
         self, consumer: AIOKafkaConsumer, remaining: list[tuple[TopicPartition, Any]]
@@ -332,3 +517,15 @@ class Consumer:
                 metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
                     max(highwater - position, 0)
                 )
+
+
+def _dead_letter_headers(tp: TopicPartition, offset: int, result: Processed) -> list[Any]:
+    # "replace": a reason or class that ever carried a lone surrogate must not make encoding,
+    # and so the whole batch, fail.
+    return [
+        ("labsentinel.reason", result.reason.encode("utf-8", "replace")[:500]),
+        ("labsentinel.error_class", result.error_class.encode("utf-8", "replace")),
+        ("labsentinel.source_topic", tp.topic.encode("utf-8", "replace")),
+        ("labsentinel.source_partition", str(tp.partition).encode()),
+        ("labsentinel.source_offset", str(offset).encode()),
+    ]

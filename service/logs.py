@@ -2,6 +2,13 @@
 
 Call sites pass context through ``extra=`` (control_id, hashed patient, channel, ...); the
 formatter writes those keys and never the arguments of exceptions raised from parsed data.
+
+An exception on a record (``log.exception``, ``exc_info=``) is written as its class, a safe
+summary (:func:`describe_exception`) and where it was raised, never as a traceback: frames,
+locals and messages of exceptions from SQL drivers and parsers quote field values, and
+SQLAlchemy's quote statement parameters. Libraries sometimes append an exception's repr to the
+message itself (asyncio's "Task exception was never retrieved"), so the message of a record
+that carries an exception is cut to its first line.
 """
 
 from __future__ import annotations
@@ -9,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
@@ -20,6 +29,61 @@ _PHI_KEYS = frozenset(
     {"patient_id", "mrn", "name", "patient_name", "birth_date", "dob", "raw", "hl7", "payload"}
 )
 _MAX_TEXT = 500
+
+# Exceptions whose text is ours or the operating system's and never quotes message content.
+# Everything else (SQLAlchemy and psycopg errors quote statements and values; parser and
+# Python errors can quote a field) is summarised by its class alone.
+_SAFE_TEXT: tuple[type[BaseException], ...] = (TimeoutError, ConnectionError)
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One PHI-free line naming ``exc``: its class, and its text only when that is known to
+    quote no message content (OS errors: the description and file name; exceptions marked
+    ``safe_message = True``; Kafka client errors, which name brokers and topics). Never raises.
+    """
+    name = type(exc).__name__
+    try:
+        if isinstance(exc, OSError) and exc.strerror:
+            where = f" ({exc.filename})" if isinstance(exc.filename, str) else ""
+            return f"{name}: {exc.strerror}{where}"[:_MAX_TEXT]
+        if getattr(exc, "safe_message", False) or isinstance(exc, _SAFE_TEXT) or _is_kafka(exc):
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            return f"{name}: {text}"[:_MAX_TEXT] if text else name
+    except Exception:
+        pass
+    return name
+
+
+def _is_kafka(exc: BaseException) -> bool:
+    # aiokafka's errors say which broker, topic or group failed, never what a record held.
+    return type(exc).__module__.startswith("aiokafka")
+
+
+def _raised_at(tb: TracebackType | None) -> str:
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+
+
+def _message(record: logging.LogRecord) -> str:
+    try:
+        text = record.getMessage()
+    except Exception:  # a bad %-format must not lose the record
+        text = str(record.msg)
+    if record.exc_info:
+        text = text.splitlines()[0] if text else ""
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
+
+
+def _exception_fields(record: logging.LogRecord) -> dict[str, str]:
+    if not record.exc_info or record.exc_info[1] is None:
+        return {}
+    exc = record.exc_info[1]
+    return {
+        "exc_type": type(exc).__name__,
+        "exc": describe_exception(exc),
+        "exc_at": _raised_at(record.exc_info[2]),
+    }
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -44,25 +108,20 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _message(record),
         }
         doc.update(_extras(record))
-        if record.exc_info and record.exc_info[0] is not None:
-            # The type and where it was raised, not its message: messages of exceptions from
-            # parsed data may quote field values.
-            doc["exc_type"] = record.exc_info[0].__name__
-            tb = record.exc_info[2]
-            while tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next
-            if tb is not None:
-                doc["exc_at"] = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+        # The class, a safe summary and where it was raised; never the traceback (stack_info
+        # is dropped for the same reason: frames are not ours to print).
+        doc.update(_exception_fields(record))
         return json.dumps(doc, default=str)
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
-        return f"{record.levelname:<7} {record.name}: {record.getMessage()} {extras}".rstrip()
+        fields = {**_extras(record), **_exception_fields(record)}
+        extras = " ".join(f"{k}={v}" for k, v in fields.items())
+        return f"{record.levelname:<7} {record.name}: {_message(record)} {extras}".rstrip()
 
 
 def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
@@ -75,3 +134,35 @@ def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> Non
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # A record that fails to format or write would otherwise be dumped to stderr by the
+    # logging module itself, with a traceback, the message and its arguments.
+    logging.raiseExceptions = False
+    install_exception_hooks()
+
+
+def install_exception_hooks() -> None:
+    """Uncaught exceptions (main thread, other threads, "unraisable" ones in finalisers) are
+    logged as one record with the class and a safe summary, never printed as a traceback."""
+    hooks = logging.getLogger("labsentinel.uncaught")
+
+    def on_uncaught(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+        hooks.critical("uncaught exception", exc_info=(kind, exc, tb))
+
+    def on_thread(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None and not isinstance(args.exc_value, SystemExit):
+            hooks.error(
+                "uncaught exception in a thread",
+                exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+                extra={"thread": args.thread.name if args.thread else ""},
+            )
+
+    def on_unraisable(args: Any) -> None:
+        if args.exc_value is not None:
+            hooks.warning(
+                "exception ignored",
+                exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+            )
+
+    sys.excepthook = on_uncaught
+    threading.excepthook = on_thread
+    sys.unraisablehook = on_unraisable

@@ -2,7 +2,14 @@
 
 Then every page that is due is delivered, and a one-line summary is printed. The exit status
 is 0 also when messages were dead-lettered (they are in the dead-letter table with reasons);
-it is non-zero only when the run itself could not be done (bad config, database down).
+it is non-zero when the run itself could not be done (bad config, database down) and when a
+message could be neither processed nor dead-lettered ("not recorded" in the summary: the rest
+of the files is still processed and paged, and the file is the message's copy).
+
+Messages reach the pipeline as ``split_messages`` cut them, undecoded: the size limit
+(``pipeline.max_message_bytes``) is the pipeline's, applied before anything decodes a message.
+Replay itself decodes only the first segment of each message, at most ``HEADER_BYTES``, to
+find its time.
 
 With ``--clock messages`` (the default) the scheduled work of the daemon - monitoring
 reminders (``service.prevention.run_reminders``) and escalations
@@ -28,9 +35,14 @@ from parsers.framing import decode_message, split_segments
 from parsers.header import parse_header
 from service.bootstrap import App, build_app
 from service.clock import Clock, MessageClock, WallClock
+from service.consumer import UNRECORDED, process_each
+from service.db.engine import database_reachable
 from service.dispatcher import DispatchStats
-from service.pipeline import Incoming, Outcome
+from service.pipeline import DatabaseUnavailable, Incoming, Outcome, Processed
 from service.settings import Settings
+
+# How much of a message replay reads to find its MSH-7; a longer MSH is left to the pipeline.
+HEADER_BYTES = 64 * 1024
 
 
 @dataclass
@@ -41,14 +53,17 @@ class ReplaySummary:
     delivery: DispatchStats = field(default_factory=DispatchStats)
     pending: int = 0
     seconds: float = 0.0
+    unrecorded: int = 0  # neither processed nor dead-lettered (see the module docstring)
 
     def line(self) -> str:
         rate = self.messages / self.seconds if self.seconds > 0 else 0.0
+        not_recorded = f", {self.unrecorded} NOT RECORDED" if self.unrecorded else ""
         return (
             f"replay: {self.messages} messages "
             f"({self.outcomes[Outcome.STORED]} stored, {self.outcomes[Outcome.IGNORED]} ignored, "
             f"{self.outcomes[Outcome.DUPLICATE]} duplicate, "
-            f"{self.outcomes[Outcome.DEAD_LETTER]} dead-lettered), "
+            f"{self.outcomes[Outcome.DEAD_LETTER] - self.unrecorded} dead-lettered"
+            f"{not_recorded}), "
             f"{self.notifications} notifications, "
             f"{self.delivery.delivered} deliveries sent, {self.delivery.failed} failed, "
             f"{self.pending} pending; {self.seconds:.2f} s ({rate:,.0f} msg/s)"
@@ -87,9 +102,10 @@ def replay_files(
                     Incoming(raw=raw, source="replay", topic=path.name, offset=first + index)
                     for index, raw in enumerate(chunk)
                 ]
-                for result in app.pipeline.process_batch(items):
+                for result in _process(app, items):
                     summary.messages += 1
                     summary.outcomes[result.outcome] += 1
+                    summary.unrecorded += result.error_class == UNRECORDED
                     summary.notifications += len(result.notifications)
                 if crossed and message_clock is not None:
                     summary.notifications += run_scheduled(app, message_clock.high_water())
@@ -103,6 +119,21 @@ def replay_files(
         app.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _process(app: App, items: list[Incoming]) -> list[Processed]:
+    """The batch through the pipeline; if the batch raises, message by message, so that one
+    message the pipeline cannot handle neither stops the replay nor hides the others.
+    Raises DatabaseUnavailable while the database does not answer ``SELECT 1``."""
+    try:
+        return app.pipeline.process_batch(items)
+    except DatabaseUnavailable:
+        if not database_reachable(app.engine):
+            raise
+    except Exception:  # process_each logs the class of what each message raises
+        pass
+    # Raised while the database answers: find the message at fault, process the others.
+    return process_each(app.pipeline, app.engine, items)
 
 
 class ProgressBar:
@@ -169,9 +200,18 @@ class _DayBoundaries:
 
 
 def _message_time(raw: bytes, zone: tzinfo) -> datetime | None:
-    """MSH-7 as the pipeline's parser reads it, or None (the pipeline dead-letters junk)."""
+    """MSH-7 as the pipeline's parser reads it, or None (the pipeline dead-letters junk).
+
+    Only the first segment is decoded (``split_messages`` ends segments in CR), and only
+    when it fits in ``HEADER_BYTES``: a huge record is not decoded here. Never raises.
+    """
     try:
-        segments = split_segments(decode_message(raw))
+        end = raw.find(b"\r", 0, HEADER_BYTES)
+        if end < 0:
+            if len(raw) > HEADER_BYTES:
+                return None
+            end = len(raw)
+        segments = split_segments(decode_message(raw[:end]))
         return parse_header(segments[0], zone)[1].message_time if segments else None
     except Exception:
         return None

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from service.logs import describe_exception
 from service.settings import Settings
 
 COMMANDS: tuple[str, ...] = ("soak",)
@@ -32,7 +33,12 @@ def register(
     soak.add_argument("--messages", type=int, default=20_000, help="feed size per scenario")
     soak.add_argument("--outage-s", type=float, default=20.0, help="database outage length")
     soak.add_argument("--broker-cut-s", type=float, default=30.0, help="Kafka cut length")
-    soak.add_argument("--pager-failing-s", type=float, default=30.0)
+    soak.add_argument(
+        "--pager-failures",
+        type=int,
+        default=40,
+        help="requests the webhook fails (every other one) before it recovers",
+    )
     soak.add_argument("--sigterms", type=int, default=5)
     soak.add_argument("--fuzz", type=int, default=100_000, help="mutated messages")
     soak.add_argument("--seed", type=int, default=1)
@@ -68,7 +74,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
                 broker, db("cut"), workdir / "broker", cut_s=args.broker_cut_s, messages=n,
                 seed=args.seed + 2, timeout_s=600)),
             ("pager", lambda: soak.scenario_flaky_pager(
-                broker, db("pager"), workdir / "pager", failing_s=args.pager_failing_s,
+                broker, db("pager"), workdir / "pager", failures=args.pager_failures,
                 messages=n, planted=24, seed=args.seed + 3, timeout_s=600)),
             ("instances", lambda: soak.scenario_two_instances(
                 broker, db("two"), workdir / "instances", messages=n, seed=args.seed + 4,
@@ -83,7 +89,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 row = scenario().row()
             except Exception as exc:  # report and go on: one broken scenario is a finding
-                row = {"fault": name, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+                row = {"fault": name, "ok": False, "error": describe_exception(exc)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     finally:
@@ -137,6 +143,6 @@ def _command(args: argparse.Namespace) -> str:
     return (
         f"labsentinel soak --kills {args.kills} --messages {args.messages} "
         f"--outage-s {args.outage_s:g} --broker-cut-s {args.broker_cut_s:g} "
-        f"--pager-failing-s {args.pager_failing_s:g} --sigterms {args.sigterms} "
+        f"--pager-failures {args.pager_failures} --sigterms {args.sigterms} "
         f"--fuzz {args.fuzz} --seed {args.seed}"
     )

@@ -1,4 +1,9 @@
-"""Engine creation and the transient-error test the consumer uses to pause on outages."""
+"""Engine creation and the transient-error test the consumer uses to pause on outages.
+
+Every engine is created with ``hide_parameters=True``: SQLAlchemy otherwise puts the bound
+values of a failed statement into the exception text (``[parameters: ...]``) and into echo
+logging, and those values are patient identifiers, names and raw HL7.
+"""
 
 from __future__ import annotations
 
@@ -27,20 +32,27 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
-    """Create the engine. Raises sqlalchemy.exc.ArgumentError for an unusable URL."""
+    """Create the engine (statement parameters hidden from errors and logs).
+
+    Raises sqlalchemy.exc.ArgumentError for an unusable URL.
+    """
     url = normalise_url(url)
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+            url,
+            echo=echo,
+            hide_parameters=True,
+            connect_args={"check_same_thread": False, "timeout": 30},
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     engine = create_engine(
         url,
         echo=echo,
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

@@ -1,4 +1,4 @@
-"""Shared pieces of the bad-input suite: an app on SQLite and a feed to corrupt."""
+"""Shared pieces of the bad-input suite: an app on each database and a feed to corrupt."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ def make_app(database_url: str, config: Path | None = None) -> App:
 
 
 @pytest.fixture
-def app(sqlite_url: str) -> Iterator[App]:
-    built = make_app(sqlite_url)
+def app(database_url: str) -> Iterator[App]:
+    """The application on SQLite and on PostgreSQL (the one that refuses NUL in text)."""
+    built = make_app(database_url)
     try:
         yield built
     finally:

@@ -1,5 +1,6 @@
-"""Bad input through the whole pipeline: it never raises, rejects into the dead-letter table
-with a reason, and good messages interleaved with the junk still page.
+"""Bad input through the whole pipeline, on SQLite and PostgreSQL: it never raises, rejects
+into the dead-letter table with a reason, and good messages interleaved with the junk still
+page. (Hostile characters field by field: test_field_injection.py.)
 
 The mutation operators live in service.soak.mutate (truncation, wrong separators, binary
 junk, 1 MB fields, wrong value types, bogus dates, unknown units, thousands of OBX segments,
@@ -15,23 +16,29 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from alerts.identity import split_patient_key
 from service.feedgen import Feed
 from service.pipeline import Incoming, Outcome
 from service.soak import fuzz_pipeline, mutate
 
 
-def test_mutation_fuzz_of_the_pipeline(sqlite_url: str) -> None:
-    report = fuzz_pipeline(2000, seed=3, database_url=sqlite_url)
+def test_mutation_fuzz_of_the_pipeline(database_url: str) -> None:
+    report = fuzz_pipeline(2000, seed=3, database_url=database_url)
     assert report.problems == []
     assert report.inputs == 2000
     # The corpus really exercised both sides: plenty rejected, plenty still stored.
     assert report.outcomes["dead_letter"] > 300 and report.outcomes["stored"] > 200
-    assert report.dead_letter_rows == report.outcomes["dead_letter"]
+    # A row per dead-lettered message, and one per item dead-lettered alone in a stored one
+    # (fuzz_pipeline's audit checks the exact count and reports it as a problem).
+    assert report.dead_letter_rows >= report.outcomes["dead_letter"]
     assert report.paged == report.planted == 4
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(raw=st.binary(max_size=2000))
 @example(raw=b"")
@@ -39,7 +46,8 @@ def test_mutation_fuzz_of_the_pipeline(sqlite_url: str) -> None:
 @example(raw=b"\x0b\x1c\r")
 @example(raw=b"MSH|^~\\&|A|B|C|D|20250101||ORU^R01|1|P|2.5.1\r" + b"OBX|1|NM|2777-1||x\r" * 3)
 def test_arbitrary_bytes_never_raise(app, raw: bytes) -> None:  # type: ignore[no-untyped-def]
-    offset = random.getrandbits(40)
+    # Unique per example; below 2**31 (a larger Kafka offset is its own test, in tests/safety).
+    offset = random.getrandbits(31)
     result = app.pipeline.process(Incoming(raw, "kafka", "fuzz", 0, offset))
     assert result.outcome in set(Outcome)
     if result.outcome is Outcome.DEAD_LETTER:
@@ -53,7 +61,10 @@ def test_arbitrary_bytes_never_raise(app, raw: bytes) -> None:  # type: ignore[n
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(index=st.integers(min_value=0), rnd=st.randoms(use_true_random=False))
 def test_mutated_feed_messages_never_raise(app, feed: Feed, index: int, rnd) -> None:  # type: ignore[no-untyped-def]
@@ -79,5 +90,8 @@ def test_good_messages_page_amid_garbage(app, feed: Feed) -> None:
     for start in range(0, len(items), 50):
         for result in app.pipeline.process_batch(items[start : start + 50]):
             notifications += result.notifications
-    paged = {(n.patient_id, n.analyte) for n in notifications if n.event == "alert"}
+    # A notification names the patient by key (identifier and authority); the feed by MRN.
+    paged = {
+        (split_patient_key(n.patient_id)[0], n.analyte) for n in notifications if n.event == "alert"
+    }
     assert {(c.patient_id, c.analyte) for c in feed.planted} <= paged
