@@ -234,7 +234,7 @@ def _clean(text: str) -> str:
 
 
 def _patient(key: str) -> str:
-    """"MRN 12345 (GH)": the identifier, and the authority that assigned it when known."""
+    """ "MRN 12345 (GH)": the identifier, and the authority that assigned it when known."""
     if not key:
         return ""
     identifier, authority = split_patient_key(key)

@@ -61,7 +61,7 @@ def lock_patients(
         patients.update(_select(session, missing))
     for pid, record in patients.items():
         event = events[pid]
-        current = (event.location, event.facility, event.service)
+        current = _place(event)
         if event.location and (record.location, record.facility, record.service) != current:
             record.location, record.facility, record.service = current
             record.changed = True
@@ -129,13 +129,20 @@ def _select(session: Session, ids: list[str]) -> dict[str, PatientRecord]:
     return {row[0]: PatientRecord(*row) for row in connection.execute(statement, {"ids": ids})}
 
 
+def _place(event: PatientEvent) -> tuple[str, str, str]:
+    """Location, facility and service cut to their columns: a long PV1-3 is display text, and
+    must not make the message's results fail to store."""
+    return event.location[:128], event.facility[:64], event.service[:64]
+
+
 def _new_row(pid: str, event: PatientEvent, now: datetime) -> dict[str, Any]:
+    location, facility, service = _place(event)
     return {
         "patient_id": pid,
-        "authority": event.authority,
-        "location": event.location,
-        "facility": event.facility,
-        "service": event.service,
+        "authority": event.authority[:64],
+        "location": location,
+        "facility": facility,
+        "service": service,
         "has_iron": False,
         "has_antiresorptive": False,
         "updated_at": now,

@@ -66,8 +66,9 @@ from service import merges as merges_module
 from service import prevention, store
 from service.alerting import Delivery, apply_plans
 from service.clock import Clock, MessageClock, WallClock
-from service.db.engine import is_outage
+from service.db.engine import database_reachable, is_outage
 from service.db.models import Alert
+from service.logs import describe_exception
 from service.patients import PatientRecord, lock_patients, mark_exposure, save_patients
 from service.phi import patient_hash
 
@@ -79,6 +80,10 @@ DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 # The patient key is stored in columns of this width (migration 0005); a longer identifier
 # is refused rather than cut, since a cut key could be another patient's.
 MAX_PATIENT_KEY = 160
+# Widths of the de-duplication key (processed_messages): a longer MSH-10 or MSH-4 is refused
+# alike on every database, rather than cut (two messages could then share a key).
+MAX_CONTROL_ID = 199
+MAX_FACILITY = 128
 # OBX-11 statuses that may come without a number: pending (I), a retraction (D wrong result,
 # W wrong patient, X cannot be obtained). U "changed to final" with an empty OBX-5 keeps the
 # stored value (CLINICAL.md "Edge semantics"); U with text that is no number is unusable.
@@ -178,7 +183,19 @@ class Pipeline:
     def stage_batch(self, items: Sequence[Incoming]) -> list[Staged]:
         """The steps that need no database (parse, unit check), so that a caller can run them
         for the next batch while the previous one is being stored."""
-        return [self._stage(item) for item in items]
+        return [self._stage_safely(item) for item in items]
+
+    def _stage_safely(self, item: Incoming) -> Staged:
+        try:
+            return self._stage(item)
+        except Exception as exc:  # a bug met by one message must not take the batch with it
+            staged = Staged(item, self.clock.now())
+            control_id = sniff_control_id(item.raw)
+            log.error(
+                "staging failed",
+                extra={"control_id": _printable(control_id), "error": type(exc).__name__},
+            )
+            return self._reject(staged, "processing", describe_exception(exc), control_id)
 
     def store_batch(self, staged: list[Staged]) -> list[Processed]:
         """The transaction of ``process_batch`` for messages staged by ``stage_batch``, in the
@@ -230,6 +247,9 @@ class Pipeline:
         if len(staged.patient) > MAX_PATIENT_KEY:
             reason = f"patient identifier longer than {MAX_PATIENT_KEY} characters (PID-3)"
             return self._reject(staged, "parse", reason, header.control_id)
+        if len(header.control_id) > MAX_CONTROL_ID or len(header.sending_facility) > MAX_FACILITY:
+            reason = "MSH-10 or MSH-4 longer than the de-duplication key allows"
+            return self._reject(staged, "parse", reason, header.control_id[:MAX_CONTROL_ID])
         staged.parsed = parsed  # names the message in the rows of its items' dead letters
         if isinstance(parsed, LabReport):
             usable = self._usable_results(staged, parsed)
@@ -558,8 +578,12 @@ class Pipeline:
             )
             try:
                 self._insert_dead_letters([row])
-            except SQLAlchemyError as again:
-                raise DatabaseUnavailable(type(again).__name__) from None
+            except SQLAlchemyError:
+                # Refused even this: the message's fault while the database answers (the
+                # consumer keeps it on the dead-letter topic), else an outage to wait out.
+                if not database_reachable(self.engine):
+                    raise DatabaseUnavailable("dead letter refused") from None
+                raise
         self._log([staged])
         assert staged.result is not None
         return staged.result
@@ -579,12 +603,15 @@ class Pipeline:
             if result is None:
                 continue
             if result.outcome is Outcome.DEAD_LETTER:
+                # Reasons of a processing failure quote the exception, which can quote a
+                # value: those stay in the dead-letter row; the log names the class.
+                reason = result.reason if result.error_class != "processing" else ""
                 log.warning(
                     "message dead-lettered",
                     extra={
-                        "control_id": result.control_id,
+                        "control_id": _printable(result.control_id),
                         "error_class": result.error_class,
-                        "reason": result.reason,
+                        "reason": reason,
                     },
                 )
             for notification in result.notifications:

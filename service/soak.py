@@ -48,6 +48,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+from alerts.identity import split_patient_key
 from service.broker import EmbeddedBroker, free_port
 from service.feedgen import Feed, generate_feed
 
@@ -130,7 +131,9 @@ class PrivatePostgres:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
-        engine = create_engine(self.url(), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        engine = create_engine(
+            self.url(), isolation_level="AUTOCOMMIT", poolclass=NullPool, hide_parameters=True
+        )
         with engine.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
         engine.dispose()
@@ -434,7 +437,10 @@ class Run:
         )
         self.published = 0
         self.engine: Engine = create_engine(
-            _psycopg(database_url), poolclass=NullPool, connect_args=_connect_args(database_url)
+            _psycopg(database_url),
+            poolclass=NullPool,
+            connect_args=_connect_args(database_url),
+            hide_parameters=True,
         )
         self.daemons: list[DaemonProcess] = []
 
@@ -856,13 +862,18 @@ def scenario_sigterm_burst(
 
 
 class FlakyWebhook:
-    """A local HTTP receiver that, while ``failing``, answers every other request with a 5xx
-    or by stalling past the client's timeout; otherwise 200. Records what it accepted."""
+    """A local HTTP receiver that fails every other request (a 5xx, or a stall past the
+    client's timeout) until it has failed ``failures`` of them, then answers 200. Records
+    what it accepted.
 
-    def __init__(self, stall_s: float = 2.0) -> None:
+    The fault is counted, never timed: a loaded machine that is slow to start the daemon
+    cannot end a time window before the first request, and so cannot make the scenario pass
+    without a fault having been injected."""
+
+    def __init__(self, failures: int, stall_s: float = 2.0) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        self.failing = True
+        self.to_fail = failures
         self.stall_s = stall_s
         self.requests = 0
         self.failed = Counter[str]()
@@ -881,7 +892,7 @@ class FlakyWebhook:
                     hook.requests += 1
                     n = hook.requests
                     mode = "ok"
-                    if hook.failing and n % 2 == 0:
+                    if sum(hook.failed.values()) < hook.to_fail and n % 2 == 0:
                         mode = "5xx" if n % 4 == 0 else "timeout"
                         hook.failed[mode] += 1
                 if mode == "timeout":
@@ -929,13 +940,14 @@ def webhook_config(workdir: Path, url: str, timeout_s: float) -> Path:
 
 
 def scenario_flaky_pager(
-    broker: Any, database_url: str, workdir: Path, *, failing_s: float = 15.0,
+    broker: Any, database_url: str, workdir: Path, *, failures: int = 10,
     messages: int = 2000, planted: int = 12, seed: int = 4, timeout_s: float = 120.0,
 ) -> ScenarioResult:  # fmt: skip
-    """The webhook pager fails half of its requests (503s and stalls past the timeout) for
-    ``failing_s``; every notification still reaches it, repeats only with the same key."""
+    """The webhook pager fails every other request (503s and stalls past the timeout) until
+    it has failed ``failures`` of them; every notification still reaches it, repeats only
+    with the same key."""
     started = time.monotonic()
-    hook = FlakyWebhook(stall_s=1.5)
+    hook = FlakyWebhook(failures, stall_s=1.5)
     run = Run(broker, database_url, workdir, messages=messages, planted=planted, seed=seed)
     run.publish()
     config = webhook_config(workdir, hook.url, timeout_s=0.5)
@@ -947,8 +959,6 @@ def scenario_flaky_pager(
     )
     try:
         daemon.start()
-        time.sleep(failing_s)
-        hook.failing = False
         result = _finish(run, timeout_s, "", 0, started, "", daemon)
         audit = run.audit(channel="hook")
         with run.engine.connect() as connection:
@@ -975,7 +985,7 @@ def scenario_flaky_pager(
         audit.paged, audit.unexpected = result.audit.paged, result.audit.unexpected
         failures = sum(hook.failed.values())
         return ScenarioResult(
-            f"webhook pager failing half its requests for {failing_s:g} s (503 and timeouts)",
+            f"webhook pager failing every other request, {failures} failures (503 and timeouts)",
             failures, audit, time.monotonic() - started,
             f"{hook.failed['5xx']} × 503, {hook.failed['timeout']} × timeout; "
             f"{len(hook_ids)} webhook deliveries",
@@ -1102,7 +1112,7 @@ def fuzz_pipeline(
     paged: set[tuple[str, str]] = set()
     try:
         pipeline = app.pipeline
-        n_mutants = 0
+        n_mutants = expected_rows = 0
         while n_mutants < count or good:
             items: list[Incoming] = []
             while len(items) < batch and (n_mutants < count or good):
@@ -1125,22 +1135,27 @@ def fuzz_pipeline(
                 continue
             for item, result in zip(items, results, strict=True):
                 report.outcomes[result.outcome.value] += 1
+                # One row per dead-lettered message, plus one per item dead-lettered alone.
+                expected_rows += (result.outcome is Outcome.DEAD_LETTER) + len(
+                    result.item_dead_letters
+                )
                 if result.outcome is Outcome.DEAD_LETTER and not (
                     result.reason and result.error_class
                 ):
                     report.problems.append(f"dead letter without a reason at {item.offset}")
                 for n in result.notifications:
                     if n.event == "alert":
-                        paged.add((n.patient_id, str(n.analyte)))
+                        paged.add((split_patient_key(n.patient_id)[0], str(n.analyte)))
         report.inputs = n_mutants
         with app.engine.connect() as connection:
             rows = connection.execute(
                 text('SELECT "offset", reason, error_class FROM dead_letters')
             ).all()
         report.dead_letter_rows = len(rows)
-        if len(rows) != report.outcomes["dead_letter"]:
+        if len(rows) != expected_rows:
             report.problems.append(
-                f"{report.outcomes['dead_letter']} dead-lettered, {len(rows)} rows in the table"
+                f"{report.outcomes['dead_letter']} messages and their items dead-lettered "
+                f"({expected_rows} rows expected), {len(rows)} rows in the table"
             )
         if any(not r.reason or not r.error_class or r.offset is None for r in rows):
             report.problems.append("dead-letter rows without reason, class or offset")

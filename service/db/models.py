@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from service.db.types import UTCDateTime
@@ -223,10 +223,11 @@ class DeadLetter(SQLModel, table=True):
     source: str = Field(max_length=16)  # kafka | replay
     topic: str = Field(default="", max_length=255)
     partition: int | None = None
-    offset: int | None = None
+    # Kafka offsets are 64-bit; SQLite's INTEGER already is.
+    offset: int | None = Field(default=None, sa_type=BigInteger().with_variant(Integer(), "sqlite"))
     control_id: str = Field(default="", max_length=199)
     reason: str = Field(sa_column=Column(Text, nullable=False))
-    error_class: str = Field(max_length=32)  # parse | unit | processing
+    error_class: str = Field(max_length=32)  # parse | unit | value | size | processing
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     status: str = Field(default="new", max_length=16)  # new | reprocessed | dead
     created_at: datetime = _utc()  # type: ignore[assignment]

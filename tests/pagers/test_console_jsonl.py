@@ -66,7 +66,7 @@ async def test_jsonl_writes_one_contract_line_per_notification(tmp_path: Path) -
     assert lines[0].keys() >= CONTRACT_KEYS
     assert lines[0] == n.to_json()
     assert lines[0]["recipients"] == ["oncall-endo", "pharmacy"]
-    assert lines[0]["patient"] == {"id": MRN, "location": "Ward 7B bed 12"}
+    assert lines[0]["patient"] == {"id": MRN, "authority": "", "location": "Ward 7B bed 12"}
 
 
 async def test_jsonl_does_not_duplicate_across_reopen(tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def test_broker_cut_then_reconnect(proxied_broker, private_pg_url, tmp_path: Pat
 
 def test_pager_failing_half_its_requests(proxied_broker, private_pg_url, tmp_path: Path):
     result = soak.scenario_flaky_pager(
-        proxied_broker, private_pg_url, tmp_path, failing_s=6, messages=1500, seed=14
+        proxied_broker, private_pg_url, tmp_path, failures=8, messages=1500, seed=14
     )
     assert result.injected > 0, "the webhook never failed a request"
     check(result)

@@ -184,16 +184,24 @@ def test_one_poison_message_does_not_sink_its_batch(pipeline, clock) -> None:
     exposure(pipeline, clock)
     d14 = T0 + timedelta(days=14)
     clock.moment = d14
-    # A control id longer than the column allows breaks the batch's transaction on
-    # PostgreSQL; the batch is retried message by message and only that one is dead-lettered.
+    # A control id longer than the de-duplication key allows is refused before the
+    # transaction, alike on every database (it used to break PostgreSQL's batch), and only
+    # that message is dead-lettered.
     poison = oru("MRN00000002", d14, value="3.0", control_id="X" * 300)
     results = pipeline.process_batch(
         [Incoming(poison, source="replay"), Incoming(oru(MRN, d14, value="1.4"), source="replay")]
     )
     outcomes = [r.outcome for r in results]
     assert outcomes[1] is Outcome.STORED and len(results[1].notifications) == 1
-    if pipeline.engine.dialect.name == "postgresql":
-        assert outcomes[0] is Outcome.DEAD_LETTER and results[0].error_class == "processing"
+    assert outcomes[0] is Outcome.DEAD_LETTER and results[0].error_class == "parse"
+
+
+def test_long_location_is_cut_to_its_column_not_dead_lettered(pipeline, clock) -> None:
+    exposure(pipeline, clock)
+    d14 = T0 + timedelta(days=14)
+    raw = oru(MRN, d14, value="1.4").replace(b"PV1|1|I|4W^412^B^GH", b"PV1|1|I|" + b"W" * 300)
+    (result,) = feed(pipeline, clock, (d14, raw))
+    assert result.outcome is Outcome.STORED and len(result.notifications) == 1
 
 
 def merge(surviving: str, prior: str, sent: datetime, trigger: str = "A40") -> bytes:

@@ -10,7 +10,9 @@ merged-away identifier (patient_aliases.prior_id) has no stored authority of its
 its survivor's, as merges happen within one hospital's identifier space.
 
 medication_orders gains completion_status (RXA-20): an administration that was not given (NA)
-or refused (RE) is kept for the record but opens no window.
+or refused (RE) is kept for the record but opens no window. dead_letters.offset becomes a
+64-bit integer on PostgreSQL: Kafka offsets pass 2^31, and a dead letter that cannot be
+stored would leave its message only on the dead-letter topic.
 
 Revision ID: 0005
 Revises: 0004
@@ -53,6 +55,8 @@ def upgrade() -> None:
         ),
     )
     connection = op.get_bind()
+    if connection.dialect.name == "postgresql":
+        op.alter_column("dead_letters", "offset", type_=sa.BigInteger())
     rows = connection.execute(sa.text("SELECT patient_id, authority FROM patients")).all()
     mapping = {old: patient_key(old, authority) for old, authority in rows}
 
@@ -74,6 +78,8 @@ def downgrade() -> None:
     _rekey(connection, mapping, alias)
     with op.batch_alter_table("medication_orders") as batch:
         batch.drop_column("completion_status")
+    if connection.dialect.name == "postgresql":
+        op.alter_column("dead_letters", "offset", type_=sa.Integer())
 
 
 def _rekey(
