@@ -401,6 +401,8 @@ class Consumer:
             self.state.outcomes[outcome.value] += 1
             if outcome is Outcome.DEAD_LETTER:
                 metrics.dead_letters.labels(result.error_class or "processing").inc()
+            for error_class in result.item_dead_letters:  # items dead-lettered one by one
+                metrics.dead_letters.labels(error_class).inc()
             for n in result.notifications:
                 self.state.notifications += 1
                 metrics.alerts_total.labels(n.rule, n.severity, n.event).inc()

@@ -17,7 +17,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 MESSAGE_TYPES = ("ORU^R01", "RDE^O11", "RAS^O17", "other", "unparsed")
 OUTCOMES = ("stored", "ignored", "duplicate", "dead_letter")
-DEAD_LETTER_CLASSES = ("parse", "unit", "value", "size", "processing")
+DEAD_LETTER_CLASSES = ("parse", "unit", "value", "size", "processing", "unrecorded")
 EVENTS = ("alert", "update", "escalation", "resolved", "reminder", "advisory")
 SEVERITIES = ("info", "warning", "high", "critical")
 DELIVERY_OUTCOMES = ("delivered", "retryable", "final", "failed")
