@@ -21,14 +21,14 @@ from alerts.monitoring import MonitoringConfig
 from alerts.pagers import TRANSPORT_TYPES
 from alerts.pagers.base import Pager
 from parsers import ParserConfig
-from service import phi
-from service.alerting import Delivery
-from service.clock import Clock, WallClock
 from service.db.engine import make_engine
 from service.db.migrate import upgrade
-from service.dispatcher import Dispatcher
-from service.pipeline import Clinical, Pipeline
-from service.settings import ChannelSettings, ConfigError, Settings
+from service.ingest.pipeline import Clinical, Pipeline
+from service.notify.alerting import Delivery
+from service.notify.dispatcher import Dispatcher
+from service.runtime import phi
+from service.runtime.clock import Clock, WallClock
+from service.runtime.settings import ChannelSettings, ConfigError, Settings
 
 PAGES_OUT_CHANNEL = "pages-out"
 
@@ -202,7 +202,7 @@ def build_app(
     dispatcher = Dispatcher(engine, real_transports, settings.dispatcher, clock=wall)
     app = App(settings, engine, clinical, pipeline, dispatcher)
     # Routing to teams and on-call tiers, ack links in pages, the dispatcher's fallback route.
-    from service.escalation import install_paging
+    from service.notify.escalation import install_paging
 
     install_paging(app)
     return app

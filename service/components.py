@@ -25,6 +25,9 @@ def build_components(daemon: Daemon) -> list[Component]:
     from service.api.server import api_components  # lazy: `replay` needs no web stack
 
     components.extend(api_components(daemon))
-    components.append(__import__("service.escalation").escalation.EscalationComponent(daemon.app))
-    components.append(__import__("service.reminders").reminders.ReminderComponent(daemon.app))
+    from service.notify.escalation import EscalationComponent
+    from service.notify.reminders import ReminderComponent
+
+    components.append(EscalationComponent(daemon.app))
+    components.append(ReminderComponent(daemon.app))
     return components

@@ -9,11 +9,11 @@ import logging
 import signal
 from pathlib import Path
 
-from service import metrics
 from service.bootstrap import App, build_app
 from service.components import build_components
-from service.consumer import Consumer
-from service.settings import Settings
+from service.ingest.consumer import Consumer
+from service.runtime import metrics
+from service.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

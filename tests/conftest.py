@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from service.broker import EmbeddedBroker
+from service.tools.broker import EmbeddedBroker
 
 PG_ADMIN_URL = os.environ.get(
     "LABSENTINEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

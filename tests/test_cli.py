@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from service.feedgen import generate_feed
+from service.tools.feedgen import generate_feed
 
-LABSENTINEL = [sys.executable, "-m", "service.cli"]
+LABSENTINEL = [sys.executable, "-m", "service.cli.main"]
 CONTRACT_KEYS = {
     "event", "rule", "severity", "patient", "analyte", "value", "unit", "observed_at",
     "iron", "antiresorptive", "dedup_key", "recipients",

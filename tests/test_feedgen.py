@@ -16,7 +16,7 @@ from hl7apy.parser import parse_message
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from service.feedgen import (
+from service.tools.feedgen import (
     VARIANTS,
     Feed,
     FeedRecord,
@@ -26,7 +26,7 @@ from service.feedgen import (
     unescape,
     write_feed_file,
 )
-from service.feedgen.catalog import (
+from service.tools.feedgen.catalog import (
     BACKGROUND_ANTIRESORPTIVE,
     BACKGROUND_IRON,
     FERRIC_CARBOXYMALTOSE,

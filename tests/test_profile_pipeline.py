@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service import store
-from service.profile_pipeline import profile
+from service.ingest import store
+from service.tools.profile_pipeline import profile
 
 
 def test_profile_pipeline_reports_the_steps(sqlite_url: str) -> None:

@@ -1,7 +1,7 @@
 """The one interface every pager transport implements, and the outcome it reports.
 
 Transports do exactly one delivery attempt per call. They never retry, sleep or queue: retry
-with backoff, jitter and a deadline lives only in ``service.dispatcher``. A transport reports
+with backoff, jitter and a deadline lives only in ``service.notify.dispatcher``. A transport reports
 whether a failed attempt is worth retrying (network errors, timeouts, HTTP 5xx, 429, WCTP
 "try later" codes) or final (HTTP 4xx, a WCTP content error, a message that cannot be encoded).
 """

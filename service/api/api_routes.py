@@ -17,11 +17,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from alerts.identity import split_patient_key
-from service.acks import ACK_ACTIONS
 from service.api import queries
 from service.api.app import ApiContext
 from service.api.auth import require_token
-from service.pipeline import DatabaseUnavailable
+from service.ingest.pipeline import DatabaseUnavailable
+from service.notify.ack_tokens import ACK_ACTIONS
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
 
@@ -96,7 +96,7 @@ def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
 @router.post("/alerts/{alert_id}/ack", tags=["alerts"])
 def ack_alert(request: Request, alert_id: int, body: AckRequest) -> dict[str, Any]:
     """Acknowledge: who, what was done (an ACK_ACTIONS key) and a note."""
-    from service.acknowledge import AlertNotFound, UnknownAction, acknowledge
+    from service.notify.acknowledge import AlertNotFound, UnknownAction, acknowledge
 
     ctx = _ctx(request)
     try:
@@ -255,7 +255,7 @@ def _silence_json(view: Any) -> dict[str, Any]:
 @router.get("/silences", tags=["silences"])
 def list_silences(request: Request, include_expired: bool = False) -> list[dict[str, Any]]:
     """Active silences (all, with ``include_expired``)."""
-    from service.silences import list_silences as active
+    from service.notify.silences import list_silences as active
 
     ctx = _ctx(request)
     views = active(ctx.engine, ctx.clock.now(), include_expired=include_expired)
@@ -268,8 +268,8 @@ def add_silence(request: Request, body: SilenceRequest) -> dict[str, Any]:
 
     Silenced notifications are still recorded (and a silenced alert's resolution too).
     """
-    from service.silences import SilenceError
-    from service.silences import add_silence as add
+    from service.notify.silences import SilenceError
+    from service.notify.silences import add_silence as add
 
     ctx = _ctx(request)
     now = ctx.clock.now()
@@ -292,8 +292,8 @@ def add_silence(request: Request, body: SilenceRequest) -> dict[str, Any]:
 @router.post("/silences/{silence_id}/expire", tags=["silences"])
 def expire_silence(request: Request, silence_id: int) -> dict[str, Any]:
     """End a silence now."""
-    from service.silences import SilenceError
-    from service.silences import expire_silence as expire
+    from service.notify.silences import SilenceError
+    from service.notify.silences import expire_silence as expire
 
     ctx = _ctx(request)
     try:
@@ -305,7 +305,7 @@ def expire_silence(request: Request, silence_id: int) -> dict[str, Any]:
 @router.get("/alerts/{alert_id}/history", tags=["alerts"])
 def alert_history(request: Request, alert_id: int) -> list[dict[str, Any]]:
     """Every notification, delivery attempt, acknowledgement, escalation and resolution."""
-    from service.history import alert_history as history
+    from service.notify.history import alert_history as history
 
     entries = history(_ctx(request).engine, alert_id)
     if entries is None:

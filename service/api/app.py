@@ -19,11 +19,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.engine import Engine
 from starlette.responses import Response
 
-from service import metrics
-from service.clock import Clock, WallClock
 from service.db.engine import database_reachable
-from service.pipeline import Clinical, Pipeline
-from service.settings import Settings
+from service.ingest.pipeline import Clinical, Pipeline
+from service.runtime import metrics
+from service.runtime.clock import Clock, WallClock
+from service.runtime.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 class Readiness:
     """What /readyz reports besides the database: the daemon's consumer and dispatcher.
 
-    ``consumer`` is a ``service.consumer.ConsumerState`` and ``dispatcher`` a ``Dispatcher``
+    ``consumer`` is a ``service.ingest.consumer.ConsumerState`` and ``dispatcher`` a ``Dispatcher``
     (anything with ``running``); ``None`` means "not part of this process" and is not ready.
     """
 

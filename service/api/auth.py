@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.settings import Settings
+from service.runtime.settings import Settings
 
 if TYPE_CHECKING:
     from service.api.app import ApiContext

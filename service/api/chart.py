@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from alerts.model import Exposure
 from service.api.queries import TimelinePoint
-from service.settings import ThresholdSettings
+from service.runtime.settings import ThresholdSettings
 
 WIDTH = 720
 LEFT, RIGHT = 52, 64

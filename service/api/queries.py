@@ -2,7 +2,7 @@
 
 Synchronous SQLAlchemy; the routes run these in worker threads. Patients are addressed by
 ``ref``, the row id of the ``patients`` table: opaque, so no MRN ever appears in a URL.
-Acknowledging is ``service.acknowledge``'s (the paging side) and is only called from here.
+Acknowledging is ``service.notify.acknowledge``'s (the paging side) and is only called from here.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from alerts.exposures import derive_exposures
 from alerts.identity import patient_key, split_patient_key
 from alerts.model import Exposure
 from alerts.monitoring import at_risk_episodes, monitoring_plan
-from service import metrics, store
 from service.db.models import (
     Alert,
     DeadLetter,
@@ -35,7 +34,9 @@ from service.db.models import (
     Patient,
 )
 from service.db.prevention import AdvisoryRow, ReminderRow
-from service.pipeline import Incoming, Outcome
+from service.ingest import store
+from service.ingest.pipeline import Incoming, Outcome
+from service.runtime import metrics
 
 if TYPE_CHECKING:
     from service.api.app import ApiContext

@@ -45,7 +45,7 @@ class ApiServer:
             self.app,
             host=host,
             port=port,
-            log_config=None,  # our JSON logging (service.logs) handles uvicorn's loggers
+            log_config=None,  # our JSON logging (service.runtime.logs) handles uvicorn's loggers
             access_log=False,  # access lines would carry ack tokens in their paths
             lifespan="off",
             server_header=False,

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from service.acks import ACK_ACTIONS, InvalidAckToken, verify_ack_token
 from service.api import queries
 from service.api.app import ApiContext
 from service.api.auth import (
@@ -31,6 +30,7 @@ from service.api.auth import (
 )
 from service.api.chart import render_chart
 from service.db.models import Alert
+from service.notify.ack_tokens import ACK_ACTIONS, InvalidAckToken, verify_ack_token
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -224,7 +224,7 @@ def timeline(request: Request, ref: int, days: int = 90) -> Response:
 
 def _claim(request: Request, token: str) -> tuple[Alert | None, str]:
     """The alert a token names, or the reason it is refused."""
-    from service.acknowledge import ack_secret
+    from service.notify.acknowledge import ack_secret
 
     ctx = _ctx(request)
     try:
@@ -287,7 +287,7 @@ def ack_submit(
     who: str = Form(default=""),
     note: str = Form(default=""),
 ) -> Response:
-    from service.acknowledge import AlertNotFound, UnknownAction, acknowledge
+    from service.notify.acknowledge import AlertNotFound, UnknownAction, acknowledge
 
     alert, reason = _claim(request, token)
     if alert is None:

@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Arbitrary constant: instances starting together on one PostgreSQL take this advisory lock so
 # that only one of them runs the migrations.
 _ADVISORY_LOCK_ID = 0x1AB5E971

@@ -236,7 +236,8 @@ class DeadLetter(SQLModel, table=True):
 
 class AlertEvent(SQLModel, table=True):
     """History of an alert beyond its notifications and attempts: acks, escalations, stops,
-    silences, resolutions, failed deliveries and fallbacks (``service.history`` merges all)."""
+    silences, resolutions, failed deliveries and fallbacks (``service.notify.history`` merges
+    them all)."""
 
     __tablename__ = "alert_events"
 

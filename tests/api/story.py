@@ -21,10 +21,10 @@ from sqlmodel import Session, select
 from alerts.identity import patient_key
 from service.api.app import ApiContext, Readiness
 from service.bootstrap import App, build_app
-from service.clock import MessageClock
 from service.db.models import Alert, DeadLetter
-from service.pipeline import Incoming
-from service.settings import Settings, load_settings
+from service.ingest.pipeline import Incoming
+from service.runtime.clock import MessageClock
+from service.runtime.settings import Settings, load_settings
 from tests.messages import DENOSUMAB, oru, rde
 
 TOKEN = "test-token-0123456789"
@@ -54,7 +54,7 @@ def story_settings(database_url: str, tmp_path: Path, *, fixed_catalog: bool = F
 
 def fixed_lab_catalog(tmp_path: Path) -> Path:
     """The shipped lab catalog plus the unit spelling of the dead-lettered result: the "fix"."""
-    from service.settings import default_config_path
+    from service.runtime.settings import default_config_path
 
     target = tmp_path / "fixed" / "labs.toml"
     target.parent.mkdir(exist_ok=True)

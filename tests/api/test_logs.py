@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from service import logs
+from service.runtime import logs
 
 
 def test_json_lines_withhold_phi_fields() -> None:

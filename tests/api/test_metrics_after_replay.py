@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.api.server import ApiServer
 from service.bootstrap import build_app
-from service.clock import MessageClock
 from service.daemon import Daemon
-from service.settings import load_settings
+from service.runtime.clock import MessageClock
+from service.runtime.settings import load_settings
 from tests.api.story import ACK_SECRET, TOKEN, story_messages
 from tests.integration.helpers import SESSION_MS, publish
 

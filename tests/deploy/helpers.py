@@ -84,14 +84,14 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 
 def cli_subcommands() -> set[str]:
-    from service.cli import build_parser
+    from service.cli.main import build_parser
 
     return set(_subcommands(build_parser()))
 
 
 def check_cli(argv: list[str]) -> str | None:
     """None when `labsentinel ARGV` parses; else why not. Planned commands give 'planned'."""
-    from service.cli import build_parser
+    from service.cli.main import build_parser
 
     parser = build_parser()
     if argv and argv[0] in PLANNED_COMMANDS and argv[0] not in _subcommands(parser):
@@ -99,7 +99,7 @@ def check_cli(argv: list[str]) -> str | None:
     try:
         parser.parse_args(argv)
     except SystemExit:
-        return f"`labsentinel {shlex.join(argv)}` does not parse with service.cli.build_parser"
+        return f"`labsentinel {shlex.join(argv)}` does not parse with service.cli.main.build_parser"
     return None
 
 
@@ -130,7 +130,7 @@ def check_settings_env(env: Mapping[str, str], config: Path | None = None) -> No
     pydantic-settings ignores a variable whose section does not exist, so the section is
     checked here; unknown keys inside a section are refused by the Settings model itself.
     """
-    from service.settings import ENV_PREFIX, ConfigError, Settings, load_settings
+    from service.runtime.settings import ENV_PREFIX, ConfigError, Settings, load_settings
 
     sections = {name for name in Settings.model_fields if name != "config_dir"}
     for name in env:
@@ -191,13 +191,13 @@ _SUFFIXES = {
 
 
 def _registries() -> Iterable:
-    """service.metrics.REGISTRY, after importing the modules that register on it."""
+    """service.runtime.metrics.REGISTRY, after importing the modules that register on it."""
     import importlib.util
 
-    from service import metrics
+    from service.runtime import metrics
 
     extra = []
-    for module_name in ("service.paging_metrics",):
+    for module_name in ("service.notify.metrics",):
         if importlib.util.find_spec(module_name) is not None:
             module = importlib.import_module(module_name)
             registry = getattr(module, "REGISTRY", None)

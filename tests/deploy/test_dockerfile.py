@@ -113,7 +113,7 @@ def test_dependencies_come_from_pyproject():
         assert pattern.rstrip("*") in copied, f"package {pattern} is not copied into the build"
     assert "pyproject.toml" in copied
     assert project["project"]["readme"] in copied
-    assert project["project"]["scripts"]["labsentinel"] == "service.cli:main"
+    assert project["project"]["scripts"]["labsentinel"] == "service.cli.main:main"
 
 
 def test_dockerignore_lets_in_what_is_copied():

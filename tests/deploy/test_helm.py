@@ -39,7 +39,7 @@ def test_plain_files_are_yaml():
 def test_chart_config_is_valid_settings():
     """files/labsentinel.toml (the chart's default) loads and passes check-config's checks."""
     from service.bootstrap import build_clinical, build_delivery, channel_settings
-    from service.settings import load_settings
+    from service.runtime.settings import load_settings
 
     settings = load_settings(CHART / "files" / "labsentinel.toml")
     build_clinical(settings)

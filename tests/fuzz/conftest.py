@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from service.bootstrap import App, build_app
-from service.clock import MessageClock
-from service.feedgen import Feed, generate_feed
-from service.settings import load_settings
+from service.runtime.clock import MessageClock
+from service.runtime.settings import load_settings
+from service.tools.feedgen import Feed, generate_feed
 
 START = datetime(2025, 1, 6, tzinfo=UTC)
 

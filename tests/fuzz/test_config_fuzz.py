@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr
 
-from service.settings import ConfigError, Settings, default_config_path, load_settings
+from service.runtime.settings import ConfigError, Settings, default_config_path, load_settings
 
 SHIPPED = tomllib.loads(default_config_path().read_text())
 
@@ -160,7 +160,7 @@ def test_check_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     path = tmp_path / "labsentinel.toml"
     write_toml(with_bad("dispatcher.deadline_s", "forever"), path)
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "check-config", "--config", str(path)],
+        [sys.executable, "-m", "service.cli.main", "check-config", "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from service.bootstrap import App
-from service.pipeline import Incoming, Outcome
+from service.ingest.pipeline import Incoming, Outcome
 from tests.fuzz.conftest import make_app
 
 AT = b"20250110080000"

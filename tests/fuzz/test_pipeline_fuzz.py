@@ -2,7 +2,7 @@
 into the dead-letter table with a reason, and good messages interleaved with the junk still
 page. (Hostile characters field by field: test_field_injection.py.)
 
-The mutation operators live in service.soak.mutate (truncation, wrong separators, binary
+The mutation operators live in service.tools.soak.mutate (truncation, wrong separators, binary
 junk, 1 MB fields, wrong value types, bogus dates, unknown units, thousands of OBX segments,
 dropped and shuffled segments, other encodings, MLLP bytes inside). CI runs a bounded number;
 `labsentinel soak --fuzz 100000` runs the same code at scale.
@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from alerts.identity import split_patient_key
-from service.feedgen import Feed
-from service.pipeline import Incoming, Outcome
-from service.soak import fuzz_pipeline, mutate
+from service.ingest.pipeline import Incoming, Outcome
+from service.tools.feedgen import Feed
+from service.tools.soak import fuzz_pipeline, mutate
 
 
 def test_mutation_fuzz_of_the_pipeline(database_url: str) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from service.pipeline import Incoming, Outcome
-from service.settings import default_config_path
+from service.ingest.pipeline import Incoming, Outcome
+from service.runtime.settings import default_config_path
 from tests.fuzz.conftest import make_app
 
 # A phosphate result in a unit spelling no catalog knows ("MGPERDL").

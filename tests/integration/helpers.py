@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from service.broker import EmbeddedBroker
-from service.consumer import kafka_options
-from service.feedgen import Feed, generate_feed
-from service.settings import Settings, load_settings
-from service.topics import ensure_topics, produce
+from service.ingest.consumer import kafka_options
+from service.ingest.topics import ensure_topics, produce
+from service.runtime.settings import Settings, load_settings
+from service.tools.broker import EmbeddedBroker
+from service.tools.feedgen import Feed, generate_feed
 
 # Tansu holds a new group's first join for about half the session timeout; 6 s is the
 # smallest a Kafka broker accepts by default (group.min.session.timeout.ms).

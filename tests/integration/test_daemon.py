@@ -10,10 +10,10 @@ from aiokafka import AIOKafkaConsumer
 from sqlmodel import Session, select
 
 from service.bootstrap import build_app
-from service.clock import MessageClock
-from service.consumer import kafka_options
 from service.daemon import run_until_consumed
 from service.db.models import DeadLetter, NotificationRow
+from service.ingest.consumer import kafka_options
+from service.runtime.clock import MessageClock
 from tests.integration.helpers import (
     count_rows,
     make_feed,

@@ -12,12 +12,12 @@ from typing import Any
 from sqlmodel import Session, select
 
 from service.bootstrap import App, build_app
-from service.clock import MessageClock
 from service.db.models import OutboxRow
-from service.escalation import install_paging
-from service.feedgen import generate_feed
-from service.pipeline import Incoming
-from service.settings import Settings, load_settings
+from service.ingest.pipeline import Incoming
+from service.notify.escalation import install_paging
+from service.runtime.clock import MessageClock
+from service.runtime.settings import Settings, load_settings
+from service.tools.feedgen import generate_feed
 
 TEAMS = ("icu", "nephrology", "oncology", "medicine", "pharmacy")
 # The test's own statement of the routes (PV1-3.1 ward first, then PV1-10 service).

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from service.bootstrap import build_app
-from service.escalation import EscalationComponent
+from service.notify.escalation import EscalationComponent
 
 from .helpers import paging_settings, write_routing
 

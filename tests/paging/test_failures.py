@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from service import paging_metrics
-from service.broker import free_port
-from service.cli import main
+from service.cli.main import main
 from service.db.models import Alert, AlertEvent, OutboxRow
-from service.silences import add_silence
+from service.notify import metrics as paging_metrics
+from service.notify.silences import add_silence
+from service.tools.broker import free_port
 from tests.pagers.servers import (
     HttpServer,
     Reply,

@@ -18,14 +18,15 @@ from sqlmodel import Session, select
 
 from alerts.identity import patient_key, split_patient_key
 from alerts.pagers.wctp import message_id
-from service import metrics, paging_metrics
-from service.acknowledge import ack_secret, acknowledge
-from service.acks import verify_ack_token
-from service.alerting import notification_id
 from service.db.models import Alert, NotificationRow, Patient
-from service.escalation import paging_for, run_escalations
-from service.history import alert_history
-from service.pipeline import Incoming
+from service.ingest.pipeline import Incoming
+from service.notify import metrics as paging_metrics
+from service.notify.ack_tokens import verify_ack_token
+from service.notify.acknowledge import ack_secret, acknowledge
+from service.notify.alerting import notification_id
+from service.notify.escalation import paging_for, run_escalations
+from service.notify.history import alert_history
+from service.runtime import metrics
 from tests.pagers.servers import HttpServer, SmtpServer, WctpGateway
 
 from .helpers import (

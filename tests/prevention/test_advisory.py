@@ -11,11 +11,11 @@ import pytest
 from sqlmodel import Session, select
 
 from service.bootstrap import App, build_app
-from service.clock import FixedClock
 from service.db.models import NotificationRow, OutboxRow
 from service.db.prevention import AdvisoryRow
-from service.pipeline import Incoming
-from service.settings import load_settings
+from service.ingest.pipeline import Incoming
+from service.runtime.clock import FixedClock
+from service.runtime.settings import load_settings
 from tests.messages import DENOSUMAB, FERROUS_SULFATE, rde
 
 from .episode import MRN, T0, calcium, day, phosphate

@@ -11,13 +11,13 @@ import pytest
 from sqlmodel import Session, select
 
 from service.bootstrap import App, build_app
-from service.clock import FixedClock, MessageClock
 from service.db.models import NotificationRow
 from service.db.prevention import ReminderRow
-from service.pipeline import Incoming
-from service.prevention import run_reminders
-from service.reminders import ReminderComponent
-from service.settings import ConfigError, load_settings
+from service.ingest.pipeline import Incoming
+from service.notify.prevention import run_reminders
+from service.notify.reminders import ReminderComponent
+from service.runtime.clock import FixedClock, MessageClock
+from service.runtime.settings import ConfigError, load_settings
 from tests.messages import DENOSUMAB, rde
 
 from .episode import MRN, T0, calcium, day, phosphate

@@ -11,7 +11,7 @@ from alerts.identity import patient_key
 from service.api.app import ApiContext
 from service.api.queries import list_alerts, patient_ref_for, patient_timeline, patients_at_risk
 from service.bootstrap import build_clinical
-from service.settings import load_settings
+from service.runtime.settings import load_settings
 
 from .episode import MRN, brief, calcium, day, episode, phosphate, read, replay, write
 

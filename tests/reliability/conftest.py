@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.soak import PrivatePostgres, ProxiedBroker
+from service.tools.soak import PrivatePostgres, ProxiedBroker
 
 
 def _unavailable(what: str) -> None:

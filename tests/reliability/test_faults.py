@@ -2,7 +2,7 @@
 
 Each test drives the daemon as a subprocess against Tansu (behind a TCP proxy) and a private
 PostgreSQL cluster, with a feed of a few thousand messages that contains planted cases, and
-audits the end state (service.soak.Run.audit): every planted case paged, no notification
+audits the end state (service.tools.soak.Run.audit): every planted case paged, no notification
 undelivered, repeated deliveries only with the same dedup key, no case paged twice under
 different keys. CI numbers are small; `labsentinel soak` runs the same scenarios longer and
 wrote the figures in tests/reliability/RESULTS.md.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from service import soak
+from service.tools import soak
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 

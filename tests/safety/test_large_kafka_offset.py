@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from service.bootstrap import App
-from service.consumer import UNRECORDED, process_each
-from service.pipeline import Incoming, Outcome
+from service.ingest.consumer import UNRECORDED, process_each
+from service.ingest.pipeline import Incoming, Outcome
 from tests.fuzz.conftest import make_app
 
 BEYOND_INT32 = 2**33

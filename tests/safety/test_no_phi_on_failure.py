@@ -13,8 +13,8 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from service import logs
 from service.db.engine import make_engine
+from service.runtime import logs
 from tests.safety.hostile import hostile_oru
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def test_unexpected_cli_failure_is_one_sentence_and_exit_1(tmp_path: Path) -> No
     blocker = tmp_path / "a-file"
     blocker.write_text("")  # the database's folder cannot be created under a file
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "replay", str(feed), "--database-url",
+        [sys.executable, "-m", "service.cli.main", "replay", str(feed), "--database-url",
          f"sqlite:///{blocker / 'x.db'}"],
         capture_output=True, text=True, timeout=120, cwd=ROOT, env=dict(os.environ),
     )  # fmt: skip

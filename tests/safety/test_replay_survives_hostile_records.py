@@ -58,7 +58,7 @@ def replay(
     feed.write_bytes(feed_file(hostile, planted_case()))
     pages = tmp_path / "pages.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "replay", str(feed),
+        [sys.executable, "-m", "service.cli.main", "replay", str(feed),
          "--database-url", database_url, "--pages-out", str(pages)],
         capture_output=True, text=True, timeout=180, cwd=ROOT,
         env={**os.environ, **(env or {})},

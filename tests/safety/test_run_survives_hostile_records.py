@@ -18,8 +18,8 @@ from typing import NamedTuple
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from service.consumer import kafka_options
-from service.settings import Settings
+from service.ingest.consumer import kafka_options
+from service.runtime.settings import Settings
 from tests.integration.helpers import publish, read_pages, settings_for
 from tests.safety.hostile import FORBIDDEN_ON_OUTPUT, PLANTED_MRN, hostile_oru, planted_case
 
@@ -61,7 +61,7 @@ def test_run_on_postgresql_survives_a_nul_in_msh10_and_pages_what_follows(
         "LABSENTINEL_API_PORT": "0",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "run", "--pages-out", str(pages)],
+        [sys.executable, "-m", "service.cli.main", "run", "--pages-out", str(pages)],
         env={**os.environ, **env}, cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from service.acks import InvalidAckToken, make_ack_token, verify_ack_token
-from service.consumer import kafka_options
-from service.settings import load_settings
+from service.ingest.consumer import kafka_options
+from service.notify.ack_tokens import InvalidAckToken, make_ack_token, verify_ack_token
+from service.runtime.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = b"k" * 32

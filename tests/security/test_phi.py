@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from service.feedgen import Feed, FeedRecord, generate_feed
-from service.pipeline import Incoming, Outcome
-from service.soak import DaemonProcess, _http_status
+from service.ingest.pipeline import Incoming, Outcome
+from service.tools.feedgen import Feed, FeedRecord, generate_feed
+from service.tools.soak import DaemonProcess, _http_status
 from tests.fuzz.conftest import make_app
 from tests.integration.helpers import publish, settings_for
 
@@ -107,7 +107,7 @@ def test_no_phi_in_daemon_logs_or_metrics(broker, unique: str, tmp_path: Path) -
         else:
             from prometheus_client import generate_latest
 
-            from service.metrics import REGISTRY
+            from service.runtime.metrics import REGISTRY
 
             metrics = generate_latest(REGISTRY).decode()
         assert daemon.terminate(30) == 0

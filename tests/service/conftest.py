@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from service.bootstrap import build_app
-from service.clock import FixedClock
-from service.pipeline import Pipeline
-from service.settings import load_settings
+from service.ingest.pipeline import Pipeline
+from service.runtime.clock import FixedClock
+from service.runtime.settings import load_settings
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # the iron dose in every case
 

@@ -16,9 +16,9 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from alerts.identity import patient_key
-from service.clock import FixedClock
 from service.db.models import DeadLetter, LabResultRow, MedicationOrderRow, Patient
-from service.pipeline import Outcome, Pipeline
+from service.ingest.pipeline import Outcome, Pipeline
+from service.runtime.clock import FixedClock
 from tests.messages import DENOSUMAB, oru, rde, ts
 from tests.service.conftest import T0
 from tests.service.test_pipeline import MRN, feed

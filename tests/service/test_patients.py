@@ -1,4 +1,4 @@
-"""Batch patient locking, reading and saving (service.patients)."""
+"""Batch patient locking, reading and saving (service.db.patients)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlmodel import Session
 from parsers.events import Patient as PatientEvent
 from service.db.engine import make_engine
 from service.db.migrate import upgrade
-from service.patients import lock_patients, mark_exposure, save_patients
+from service.db.patients import lock_patients, mark_exposure, save_patients
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, select
 
 from alerts.identity import patient_key
-from service.clock import FixedClock
 from service.db.models import Alert, AlertEvent, DeadLetter, LabResultRow, NotificationRow
-from service.pipeline import Incoming, Outcome, Pipeline
+from service.ingest.pipeline import Incoming, Outcome, Pipeline
+from service.runtime.clock import FixedClock
 from tests.messages import DENOSUMAB, FERROUS_SULFATE, oru, rde
 from tests.service.conftest import T0
 

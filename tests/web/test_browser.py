@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from service.acknowledge import ack_link
 from service.api.server import ApiServer
 from service.db.models import Alert
+from service.notify.acknowledge import ack_link
 from tests.api.story import MRN, TOKEN, Story, build_story
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

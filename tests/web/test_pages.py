@@ -8,9 +8,9 @@ from datetime import timedelta
 import httpx
 from sqlmodel import Session
 
-from service.acks import make_ack_token
 from service.api.auth import SESSION_COOKIE
 from service.db.models import Alert
+from service.notify.ack_tokens import make_ack_token
 from tests.api.story import ACK_SECRET, MRN, TOKEN, Story
 
 

@@ -1,0 +1,251 @@
+"""The `labsentinel` command line.
+
+Each subcommand validates the settings first and stops with a message naming the key when
+they are wrong (exit status 2); operational failures exit 1.
+
+Whatever else a command raises ends as one plain sentence on stderr and exit status 1: the
+exception's class and a PHI-free summary (``service.runtime.logs.describe_exception``), never a
+traceback and never ``str()`` of a database error, which quotes statements and values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from service import cli as commands
+from service.ingest.pipeline import DatabaseUnavailable
+from service.runtime import logs
+from service.runtime.logs import describe_exception
+from service.runtime.settings import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+EXIT_FAILURE = 1
+
+
+def _config_args(parser: argparse.ArgumentParser, *, database: bool = True) -> None:
+    parser.add_argument("--config", type=Path, help="settings TOML (default: the shipped one)")
+    if database:
+        parser.add_argument("--database-url", help="overrides database.url")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labsentinel",
+        description="Pages the care team when phosphate or calcium falls after IV iron in a "
+        "patient on an antiresorptive.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the daemon: consume Kafka, evaluate, page")
+    _config_args(run)
+    run.add_argument("--pages-out", type=Path, help="also write every notification as JSON lines")
+
+    replay = sub.add_parser("replay", help="process HL7 files through the pipeline, then page")
+    replay.add_argument("files", nargs="+", type=Path)
+    _config_args(replay)
+    replay.add_argument("--pages-out", type=Path, help="write every notification as JSON lines")
+    replay.add_argument(
+        "--clock",
+        choices=("messages", "wall"),
+        default="messages",
+        help="'messages' (default): time advances with the message times, so a replay of a "
+        "historical feed decides as it would have live; 'wall': the machine clock",
+    )
+    replay.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="a progress bar with rate and ETA on stderr (auto: when stderr is a terminal)",
+    )
+
+    demo = sub.add_parser("demo", help="embedded broker + SQLite + sample feed, pages on console")
+    demo.add_argument("--messages", type=int, default=2000)
+    demo.add_argument("--planted", type=int, default=6)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--workdir", type=Path, help="keep the database and pages here")
+    demo.add_argument("--timeout", type=float, default=120.0)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply migrations up to the newest")
+    _config_args(upgrade)
+    current = db_sub.add_parser("current", help="print the schema revision")
+    _config_args(current)
+
+    check = sub.add_parser("check-config", help="validate settings and catalogs, then exit")
+    _config_args(check)
+
+    feed = sub.add_parser("generate-feed", help="write a synthetic HL7 feed with planted cases")
+    feed.add_argument("--out", type=Path, required=True)
+    feed.add_argument("--messages", type=int, default=1000)
+    feed.add_argument("--patients", type=int, default=500)
+    feed.add_argument("--planted", type=int, default=5)
+    feed.add_argument("--seed", type=int, default=7)
+    feed.add_argument("--garbage", type=int, default=0)
+    bench = sub.add_parser("bench", help="throughput and detection latency; prints JSON")
+    bench.add_argument("--config", type=Path)
+    bench.add_argument("--messages", type=int, default=20_000)
+    bench.add_argument("--patients", type=int, default=5_000)
+    bench.add_argument("--planted", type=int, default=10)
+    bench.add_argument("--database-url", help="default: sqlite:///labsentinel-bench.db")
+    bench.add_argument("--rate", type=int, help="also a paced run at N msg/s for latency")
+    bench.add_argument("--bootstrap-servers", help="use this broker instead of the embedded one")
+    bench.add_argument(
+        "--instances", type=int, default=0, help="also run N daemon processes in one group"
+    )
+    bench.add_argument(
+        "--seed-results", type=int, default=0, help="first store N results (PostgreSQL only)"
+    )
+
+    for module in _command_modules():
+        module.register(sub, _config_args)
+    return parser
+
+
+def _command_modules() -> list[Any]:
+    return [importlib.import_module(name) for name in commands.MODULES]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, dict[str, Any]] = {}
+    if getattr(args, "database_url", None):
+        overrides["database"] = {"url": args.database_url}
+    return load_settings(getattr(args, "config", None), overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"labsentinel: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DatabaseUnavailable as exc:
+        # Its text is the class of the driver error, never the driver's message.
+        print(f"labsentinel: database unavailable ({exc})", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the last line of defence: one sentence, no traceback
+        print(
+            f"labsentinel: {args.command} failed: {describe_exception(exc)} "
+            "(details withheld: they may quote patient data)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "generate-feed":
+        from service.tools.feedgen import generate_feed, write_feed_file
+
+        feed = generate_feed(
+            messages=args.messages,
+            patients=args.patients,
+            planted=args.planted,
+            seed=args.seed,
+            garbage=args.garbage,
+        )
+        write_feed_file(feed, args.out)
+        print(
+            f"wrote {len(feed.records)} messages ({len(feed.planted)} planted cases) to {args.out}"
+        )
+        return 0
+    if args.command == "demo":
+        from service.tools.demo import run_demo
+
+        logs.configure("WARNING", "text")
+        return run_demo(
+            messages=args.messages,
+            planted=args.planted,
+            seed=args.seed,
+            workdir=args.workdir,
+            timeout_s=args.timeout,
+        )
+
+    if args.command == "bench":
+        from service.tools.bench import main_json, run_bench
+
+        logs.configure("WARNING", "text")
+        result = run_bench(
+            messages=args.messages,
+            patients=args.patients,
+            planted=args.planted,
+            database_url=args.database_url,
+            rate=args.rate,
+            bootstrap_servers=args.bootstrap_servers,
+            config=str(args.config) if args.config else None,
+            instances=args.instances,
+            seed_results_count=args.seed_results,
+        )
+        print(main_json(result))
+        return 0 if result.get("detected") == result.get("planted") else 1
+
+    settings = _settings(args)
+    logs.configure(settings.logging.level, settings.logging.format)
+    if args.command == "check-config":
+        from service.bootstrap import build_clinical, build_delivery, channel_settings
+        from service.notify.escalation import paging_for
+
+        build_clinical(settings)
+        build_delivery(settings, channel_settings(settings, None))
+        paging_for(settings)  # validates the routing file, naming the key
+        print("configuration ok")
+        return 0
+    if args.command == "db":
+        from service.bootstrap import open_database
+        from service.db.migrate import current_revision
+
+        engine = open_database(settings, migrate=args.db_command == "upgrade")
+        try:
+            print(f"schema revision: {current_revision(engine)}")
+        finally:
+            engine.dispose()
+        return 0
+    if args.command == "replay":
+        from service.ingest.replay import replay_files
+
+        logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
+        missing = [str(p) for p in args.files if not p.is_file()]
+        if missing:
+            print(f"labsentinel: no such file: {', '.join(missing)}", file=sys.stderr)
+            return EXIT_FAILURE
+        from service.ingest.replay import ProgressBar
+
+        show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+        summary = replay_files(
+            list(args.files),
+            settings,
+            pages_out=args.pages_out,
+            clock_mode=args.clock,
+            progress=ProgressBar(sys.stderr) if show else None,
+        )
+        print(summary.line())
+        if summary.unrecorded:
+            print(
+                f"labsentinel: {summary.unrecorded} messages could be neither processed nor "
+                "dead-lettered; the logs name their files and positions",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        return 0
+    if args.command == "run":
+        from service.daemon import run_daemon
+
+        asyncio.run(run_daemon(settings, pages_out=args.pages_out))
+        return 0
+    for module in _command_modules():
+        if args.command in module.COMMANDS:
+            return int(module.handle(args, settings))
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

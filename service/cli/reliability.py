@@ -1,0 +1,148 @@
+"""``labsentinel soak``: the reliability suite's fault scenarios, longer and at scale.
+
+Runs against a private PostgreSQL cluster and a Tansu broker behind a TCP proxy, both started
+and removed by the command (service.tools.soak); the shared database server is never touched.
+Prints one JSON line per scenario and a Markdown table (README "Reliability"); exits 1 when a
+guarantee did not hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from service.runtime.logs import describe_exception
+from service.runtime.settings import Settings
+
+COMMANDS: tuple[str, ...] = ("soak",)
+SCENARIOS = ("sigkill", "outage", "broker", "pager", "instances", "sigterm", "fuzz")
+
+
+def register(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    config_args: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    soak = sub.add_parser("soak", help="fault injection against the real daemon, at length")
+    soak.add_argument("--kills", type=int, default=50, help="SIGKILLs of the daemon")
+    soak.add_argument("--messages", type=int, default=20_000, help="feed size per scenario")
+    soak.add_argument("--outage-s", type=float, default=20.0, help="database outage length")
+    soak.add_argument("--broker-cut-s", type=float, default=30.0, help="Kafka cut length")
+    soak.add_argument(
+        "--pager-failures",
+        type=int,
+        default=40,
+        help="requests the webhook fails (every other one) before it recovers",
+    )
+    soak.add_argument("--sigterms", type=int, default=5)
+    soak.add_argument("--fuzz", type=int, default=100_000, help="mutated messages")
+    soak.add_argument("--seed", type=int, default=1)
+    soak.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these")
+    soak.add_argument("--workdir", type=Path, help="keep logs and pages files here")
+    soak.add_argument("--report", type=Path, help="also write the Markdown table here")
+
+
+def handle(args: argparse.Namespace, settings: Settings) -> int:
+    from service.tools import soak
+
+    logging.getLogger("service").setLevel(logging.ERROR)  # the fuzz run dead-letters a lot
+    wanted = set(args.only or SCENARIOS)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="labsentinel-soak-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    pg = soak.PrivatePostgres().init()
+    broker = soak.ProxiedBroker().start()
+    n = args.messages
+    try:
+
+        def db(name: str) -> str:
+            return pg.create_database(f"soak_{name}_{int(time.time())}")
+
+        runs: list[tuple[str, Callable[[], soak.ScenarioResult]]] = [
+            ("sigkill", lambda: soak.scenario_sigkill(
+                broker, db("kill"), workdir / "sigkill", kills=args.kills, messages=n,
+                seed=args.seed, timeout_s=900)),
+            ("outage", lambda: soak.scenario_database_outage(
+                broker, pg, workdir / "outage", outage_s=args.outage_s, messages=n,
+                seed=args.seed + 1, timeout_s=600)),
+            ("broker", lambda: soak.scenario_broker_cut(
+                broker, db("cut"), workdir / "broker", cut_s=args.broker_cut_s, messages=n,
+                seed=args.seed + 2, timeout_s=600)),
+            ("pager", lambda: soak.scenario_flaky_pager(
+                broker, db("pager"), workdir / "pager", failures=args.pager_failures,
+                messages=n, planted=24, seed=args.seed + 3, timeout_s=600)),
+            ("instances", lambda: soak.scenario_two_instances(
+                broker, db("two"), workdir / "instances", messages=n, seed=args.seed + 4,
+                timeout_s=600)),
+            ("sigterm", lambda: soak.scenario_sigterm_burst(
+                broker, db("term"), workdir / "sigterm", stops=args.sigterms, messages=n,
+                seed=args.seed + 5, timeout_s=600)),
+        ]  # fmt: skip
+        for name, scenario in runs:
+            if name not in wanted:
+                continue
+            try:
+                row = scenario().row()
+            except Exception as exc:  # report and go on: one broken scenario is a finding
+                row = {"fault": name, "ok": False, "error": describe_exception(exc)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        broker.stop()
+        pg.destroy()
+    if "fuzz" in wanted:
+        report = soak.fuzz_pipeline(
+            args.fuzz, seed=args.seed, database_url=f"sqlite:///{workdir / 'fuzz.db'}"
+        )
+        row = {
+            "fault": "mutated / malformed HL7 through the pipeline (SQLite)",
+            "injected": report.inputs,
+            "messages": sum(report.outcomes.values()),
+            "planted": report.planted,
+            "paged": report.paged,
+            "lost": report.planted - report.paged,
+            "duplicated": 0,
+            "dead_letters": report.dead_letter_rows,
+            "outcomes": dict(report.outcomes),
+            "seconds": round(report.seconds, 1),
+            "ok": report.ok,
+            "notes": "; ".join(report.problems[:3]),
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    table = markdown_table(rows, command=_command(args))
+    print(table)
+    if args.report:
+        args.report.write_text(table)
+    print(f"logs and pages files: {workdir}")
+    return 0 if all(r.get("ok") for r in rows) else 1
+
+
+def markdown_table(rows: list[dict[str, Any]], command: str) -> str:
+    head = (
+        "| fault | injected | messages processed | planted cases paged | lost | duplicated "
+        "| seconds | result |\n|---|---:|---:|---:|---:|---:|---:|---|\n"
+    )
+    body = ""
+    for r in rows:
+        result = "pass" if r.get("ok") else f"FAIL {r.get('error', '')}".strip()
+        body += (
+            f"| {r['fault']} | {r.get('injected', '')} | {r.get('messages', '')} | "
+            f"{r.get('paged', '')}/{r.get('planted', '')} | {r.get('lost', '')} | "
+            f"{r.get('duplicated', '')} | {r.get('seconds', '')} | {result} |\n"
+        )
+    return head + body + f"\nReproduce: `{command}`\n"
+
+
+def _command(args: argparse.Namespace) -> str:
+    return (
+        f"labsentinel soak --kills {args.kills} --messages {args.messages} "
+        f"--outage-s {args.outage_s:g} --broker-cut-s {args.broker_cut_s:g} "
+        f"--pager-failures {args.pager_failures} --sigterms {args.sigterms} "
+        f"--fuzz {args.fuzz} --seed {args.seed}"
+    )

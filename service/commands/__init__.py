@@ -1,8 +1,0 @@
-"""Subcommand groups of the `labsentinel` CLI, one module per concern.
-
-Each module exposes ``COMMANDS`` (the top-level command names it owns),
-``register(subparsers, config_args)`` that adds its parsers, and
-``handle(args, settings) -> int`` that runs one of them with validated settings.
-"""
-
-MODULES = ("service.commands.paging", "service.commands.ops", "service.commands.reliability")

@@ -1,0 +1,540 @@
+"""The Kafka consumer: fetch a batch → pipeline (in a thread) → dead-letter topic → commit.
+
+Contract (arroyo/aiokafka style):
+- Offsets are committed only after every message of the batch has a durable outcome: its
+  effects committed in the database, or its dead-letter row. Messages that produce nothing
+  (ignored, duplicates, dead letters) are committed too, so the stream moves on.
+- A batch is stored in one transaction, batches one at a time and in fetch order. While one
+  is stored (worker thread), the next is parsed (event loop), and the previous one's offsets
+  are committed while the next is stored.
+- No message stops the stream. Whatever staging or storing a batch raises, other than
+  ``DatabaseUnavailable``, the batch is processed again message by message
+  (:func:`process_each`). A message the pipeline cannot even dead-letter, while the database
+  answers ``SELECT 1``, is *unrecorded*: its only durable copy is then the dead-letter topic,
+  which must accept it before its offset is committed (retried until it does, or until stop,
+  in which case nothing more is committed and the process exits non-zero to re-read it).
+- A database outage pauses the assigned partitions (the group membership and heartbeats stay
+  alive), seeks back to the first offsets of the batch in flight (and of the batch fetched
+  after it), and resumes once ``SELECT 1`` works. Nothing is skipped.
+  ``database.outage_max_s`` > 0 turns a long outage into a loud exit.
+- Fatal, and so propagated out of ``run`` to stop the process loudly: errors of the broker
+  that no retry fixes (``getmany``: authorisation, unknown topic with auto-create off, offset
+  out of range without a reset policy; a commit refused for a reason other than a rebalance or
+  a retriable broker error), an outage longer than ``database.outage_max_s``, and an
+  unrecorded message still without a dead-letter topic copy when ``stop`` is set. Everything
+  a single record or batch can cause is not fatal.
+- A failed commit after a rebalance, or a retriable broker error while committing, is logged
+  and passed over: the partition's next owner (or our next commit) re-reads from the last
+  committed offset, and the database's de-duplication makes the re-read harmless.
+- Records reach the pipeline as the broker delivered them: no decoding, no copy, no size
+  check here (``pipeline.max_message_bytes`` is the pipeline's, before it decodes).
+- ``stop`` (SIGTERM) ends the loop after the batch in flight is stored and committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import OffsetAndMetadata
+from sqlalchemy.engine import Engine
+
+from service.db.engine import database_reachable
+from service.ingest.pipeline import (
+    DatabaseUnavailable,
+    Incoming,
+    Outcome,
+    Pipeline,
+    Processed,
+    Staged,
+)
+from service.runtime import metrics
+from service.runtime.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+# error_class of a message the pipeline could neither process nor dead-letter in the database.
+UNRECORDED = "unrecorded"
+
+
+class UnrecordedMessageError(Exception):
+    """A message has no durable copy (no database row, no dead-letter topic record) and the
+    consumer is stopping: its offset must not be committed."""
+
+    safe_message = True  # the text names a topic, partition and offset only
+
+
+def process_each(pipeline: Pipeline, engine: Engine, items: Sequence[Incoming]) -> list[Processed]:
+    """Process ``items`` one message per transaction; results in the same order.
+
+    The fallback when a whole batch raised: a message the pipeline still cannot process (nor
+    dead-letter) comes back as a ``DEAD_LETTER`` with error_class ``unrecorded`` and a
+    PHI-free reason (the exception's class), and the others are processed as usual.
+
+    A failure is blamed on the database, and DatabaseUnavailable raised (the caller pauses
+    and retries, skipping nothing), only while ``SELECT 1`` fails. A message whose processing
+    reports the database unavailable twice while ``SELECT 1`` works is the message's fault
+    (a value the database refuses, wrongly classed as an outage): without this, one such
+    message would pause the stream for ever. Blocks (database I/O).
+    """
+    results: list[Processed] = []
+    for item in items:
+        failure: Exception | None = None
+        for _attempt in range(2):
+            try:
+                results.extend(pipeline.process_batch([item]))
+                failure = None
+                break
+            except Exception as exc:  # the message's fault, unless the database is away
+                if not database_reachable(engine):
+                    raise DatabaseUnavailable(type(exc).__name__) from None
+                failure = exc
+                if not isinstance(exc, DatabaseUnavailable):
+                    break
+        if failure is not None:
+            results.append(_unrecorded(item, failure))
+    return results
+
+
+def _unrecorded(item: Incoming, failure: Exception) -> Processed:
+    log.error(
+        "message could not be processed nor dead-lettered",
+        extra={
+            "error": type(failure).__name__,
+            "source": item.source,
+            "topic": item.topic,
+            "partition": item.partition,
+            "offset": item.offset,
+        },
+    )
+    return Processed(
+        Outcome.DEAD_LETTER,
+        reason=f"not recorded: {type(failure).__name__} while processing and dead-lettering",
+        error_class=UNRECORDED,
+    )
+
+
+@dataclass
+class _InFlight:
+    """A fetched batch whose transaction is running."""
+
+    records: list[tuple[TopicPartition, Any]]
+    stored: asyncio.Task[list[Processed]]
+
+
+def _incoming(tp: TopicPartition, record: Any) -> Incoming:
+    return Incoming(
+        raw=record.value or b"",
+        source="kafka",
+        topic=tp.topic,
+        partition=tp.partition,
+        offset=record.offset,
+    )
+
+
+@dataclass
+class ConsumerState:
+    """What /readyz and the demo need to know."""
+
+    connected: bool = False
+    assigned: int = 0
+    database_ok: bool = True
+    records: int = 0
+    outcomes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    notifications: int = 0
+    first_fetch_at: float | None = None  # perf_counter of the first non-empty fetch
+    last_commit_at: float | None = None  # perf_counter of the latest offset commit
+
+
+def kafka_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection options shared by consumer, producer and admin client (TLS, SASL)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "client_id": settings.client_id,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context(
+            cafile=settings.ssl_cafile,
+            certfile=settings.ssl_certfile,
+            keyfile=settings.ssl_keyfile,
+        )
+    if settings.sasl_mechanism:
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return options
+
+
+class Consumer:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        pipeline: Pipeline,
+        engine: Engine,
+        outage_max_s: float = 0,
+        on_notifications: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.engine = engine
+        self.outage_max_s = outage_max_s
+        self.on_notifications = on_notifications  # e.g. wake the dispatcher
+        self.state = ConsumerState()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._positions: dict[TopicPartition, int] = {}  # next offset to read, per partition
+
+    async def run(self, stop: asyncio.Event) -> None:
+        options = kafka_options(self.settings)
+        consumer = AIOKafkaConsumer(
+            *self.settings.topics,
+            group_id=self.settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=self.settings.auto_offset_reset,
+            session_timeout_ms=self.settings.session_timeout_ms,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+            fetch_max_bytes=self.settings.fetch_max_bytes,
+            max_partition_fetch_bytes=self.settings.max_partition_fetch_bytes,
+            **options,
+        )
+        producer = AIOKafkaProducer(acks="all", **options)
+        self._consumer, self._producer = consumer, producer
+        await consumer.start()
+        await producer.start()
+        self.state.connected = True
+        log.info("consumer started", extra={"topics": list(self.settings.topics)})
+        in_flight: _InFlight | None = None
+        try:
+            while not stop.is_set():
+                in_flight = await self._step(consumer, producer, in_flight, stop)
+                self._update_lag(consumer)
+            if in_flight is not None:  # stopping: store and commit the batch in flight
+                await self._settle(consumer, producer, in_flight, stop)
+        finally:
+            self.state.connected = False
+            await consumer.stop()
+            await producer.stop()
+            log.info("consumer stopped")
+
+    async def _step(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        in_flight: _InFlight | None,
+        stop: asyncio.Event,
+    ) -> _InFlight | None:
+        """Fetch and parse the next batch while the previous one is stored; return the batch
+        now being stored.
+
+        Batches are stored one at a time and in fetch order, and a batch's offsets are
+        committed only after its transaction. Parsing (pure, on this thread) overlaps the
+        previous batch's transaction (on the worker thread), and committing the previous
+        batch's offsets overlaps the next transaction.
+        """
+        batch = await consumer.getmany(
+            # With a batch in flight, take only what is already fetched: waiting here would
+            # delay committing it.
+            timeout_ms=0 if in_flight else self.settings.fetch_timeout_ms,
+            max_records=self.settings.max_batch_records,
+        )
+        self.state.assigned = len(consumer.assignment())
+        records = [(tp, record) for tp, recs in batch.items() for record in recs]
+        items = [_incoming(tp, record) for tp, record in records]
+        staged: list[Staged] | None = []
+        started = time.perf_counter()
+        if records:
+            if self.state.first_fetch_at is None:
+                self.state.first_fetch_at = started
+            staged = self._stage(items)
+        parsing = time.perf_counter() - started
+        previous: list[Processed] | None = None
+        if in_flight is not None:
+            previous = await self._stored(consumer, in_flight, records, stop)
+            if previous is None:  # the database went away: these records are read again too
+                return None
+        next_flight = None
+        if records:
+            task = asyncio.create_task(self._store(items, staged, parsing))
+            next_flight = _InFlight(records, task)
+        if in_flight is not None and previous is not None:
+            # Committing the offsets overlaps the next batch's transaction.
+            await self._finish(consumer, producer, in_flight.records, previous, stop)
+        return next_flight
+
+    async def _settle(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        in_flight: _InFlight,
+        stop: asyncio.Event,
+    ) -> None:
+        """Wait for the batch in flight and commit its offsets (on stopping)."""
+        results = await self._stored(consumer, in_flight, [], stop)
+        if results is not None:
+            await self._finish(consumer, producer, in_flight.records, results, stop)
+
+    async def _stored(
+        self,
+        consumer: AIOKafkaConsumer,
+        in_flight: _InFlight,
+        fetched: list[tuple[TopicPartition, Any]],
+        stop: asyncio.Event,
+    ) -> list[Processed] | None:
+        """The results of the batch in flight. On a database outage (nothing of it stored),
+        seek back to it and to ``fetched`` (read after it), wait for the database, and
+        return None."""
+        try:
+            return await in_flight.stored
+        except DatabaseUnavailable:
+            self._seek_back(consumer, in_flight.records + fetched)
+            await self._wait_for_database(consumer, stop)
+            return None
+
+    def _stage(self, items: list[Incoming]) -> list[Staged] | None:
+        """The batch staged, or None when staging raised (the store step then processes the
+        batch message by message). Never raises."""
+        try:
+            return self.pipeline.stage_batch(items)
+        except Exception as exc:  # a parser bug: the store step isolates the message
+            log.error(
+                "staging a batch failed; processing it message by message",
+                extra={"error": type(exc).__name__, "messages": len(items)},
+            )
+            return None
+
+    async def _store(
+        self, items: list[Incoming], staged: list[Staged] | None, parsing: float
+    ) -> list[Processed]:
+        """Results of the batch, one per item. Raises DatabaseUnavailable only."""
+        started = time.perf_counter()
+        results = await asyncio.to_thread(self._store_blocking, items, staged)
+        metrics.processing_seconds.observe(parsing + time.perf_counter() - started)
+        return results
+
+    def _store_blocking(
+        self, items: list[Incoming], staged: list[Staged] | None
+    ) -> list[Processed]:
+        if staged is not None:
+            try:
+                return self.pipeline.store_batch(staged)
+            except DatabaseUnavailable:
+                if not database_reachable(self.engine):
+                    raise
+                # Reported as an outage while the database answers: a message's fault.
+                log.error(
+                    "storing a batch failed with the database reachable; "
+                    "processing it message by message",
+                    extra={"error": "DatabaseUnavailable", "messages": len(items)},
+                )
+            except Exception as exc:  # the pipeline's own fallback failed: isolate each
+                log.error(
+                    "storing a batch failed; processing it message by message",
+                    extra={"error": type(exc).__name__, "messages": len(items)},
+                )
+        return process_each(self.pipeline, self.engine, items)
+
+    async def _finish(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        records: list[tuple[TopicPartition, Any]],
+        results: list[Processed],
+        stop: asyncio.Event,
+    ) -> None:
+        """Publish the batch's dead letters to the topic, then commit its offsets.
+
+        Raises UnrecordedMessageError (fatal) when an unrecorded message could not be
+        published before ``stop``, and KafkaError for a commit no retry fixes.
+        """
+        if not records:
+            return
+        offsets: dict[TopicPartition, int] = {}
+        self._count(records, results)
+        for (tp, record), result in zip(records, results, strict=True):
+            offsets[tp] = max(offsets.get(tp, -1), record.offset + 1)
+            if result.outcome is not Outcome.DEAD_LETTER:
+                continue
+            if result.error_class == UNRECORDED:
+                await self._publish_unrecorded(producer, tp, record, result, stop)
+            else:
+                await self._publish_dead_letter(producer, tp, record, result)
+        if self.on_notifications and any(r.notifications for r in results):
+            self.on_notifications()  # stored, so deliverable whether or not the commit works
+        assigned = consumer.assignment()
+        # A partition revoked by a rebalance since the fetch is not ours to commit (aiokafka
+        # refuses the whole commit with IllegalStateError); its new owner re-reads it.
+        owned = {tp: OffsetAndMetadata(o, "") for tp, o in offsets.items() if tp in assigned}
+        if not owned:
+            return
+        try:
+            await consumer.commit(owned)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced under us; the new owner re-reads these messages and the
+            # database's de-duplication makes that harmless.
+            log.warning(
+                "offset commit failed after a rebalance; messages will be re-read",
+                extra={"error": type(exc).__name__},
+            )
+            return
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise  # e.g. not authorised for the group: no retry will fix it
+            log.warning(
+                "offset commit failed; the next commit covers these messages",
+                extra={"error": type(exc).__name__},
+            )
+            return
+        self._positions.update({tp: m.offset for tp, m in owned.items()})
+        self.state.last_commit_at = time.perf_counter()
+
+    def _count(self, records: list[tuple[TopicPartition, Any]], results: list[Processed]) -> None:
+        """Outcome counters of a batch: summed here, then one increment per label set."""
+        consumed: Counter[tuple[str, str, str]] = Counter()
+        for (tp, _record), result in zip(records, results, strict=True):
+            outcome = result.outcome
+            consumed[(tp.topic, result.message_type, outcome.value)] += 1
+            self.state.outcomes[outcome.value] += 1
+            if outcome is Outcome.DEAD_LETTER:
+                metrics.dead_letters.labels(result.error_class or "processing").inc()
+            for error_class in result.item_dead_letters:  # items dead-lettered one by one
+                metrics.dead_letters.labels(error_class).inc()
+            for n in result.notifications:
+                self.state.notifications += 1
+                metrics.alerts_total.labels(n.rule, n.severity, n.event).inc()
+        self.state.records += len(results)
+        for (topic, message_type, outcome_value), count in consumed.items():
+            label = metrics.normalise_message_type(message_type or "unparsed")
+            if outcome_value == Outcome.DEAD_LETTER.value and not message_type:
+                label = "unparsed"  # a dead letter that never parsed
+            metrics.messages_consumed.labels(topic, label, outcome_value).inc(count)
+
+    async def _publish_dead_letter(
+        self, producer: AIOKafkaProducer, tp: TopicPartition, record: Any, result: Processed
+    ) -> bool:
+        """Copy a dead letter to the dead-letter topic; False when the broker refused it.
+        Never raises (the database row is the durable copy; the topic feeds the interface
+        team's tools)."""
+        try:
+            await producer.send_and_wait(
+                self.settings.dead_letter_topic,
+                record.value or b"",
+                headers=_dead_letter_headers(tp, record.offset, result),
+            )
+            return True
+        except Exception as exc:  # KafkaError, or a record larger than the producer allows
+            log.warning(
+                "dead-letter topic publish failed; the database copy is kept",
+                extra={
+                    "error": type(exc).__name__,
+                    "topic": tp.topic,
+                    "partition": tp.partition,
+                    "offset": record.offset,
+                },
+            )
+            return False
+
+    async def _publish_unrecorded(
+        self,
+        producer: AIOKafkaProducer,
+        tp: TopicPartition,
+        record: Any,
+        result: Processed,
+        stop: asyncio.Event,
+    ) -> None:
+        """The dead-letter topic is an unrecorded message's only copy: retry until the broker
+        has it. A record the broker refuses for good (larger than it accepts) is published
+        without its value, so that topic, partition and offset still say where it is.
+        Raises UnrecordedMessageError when ``stop`` comes first."""
+        value: bytes = record.value or b""
+        headers = _dead_letter_headers(tp, record.offset, result)
+        delay = 0.5
+        while True:
+            try:
+                await producer.send_and_wait(
+                    self.settings.dead_letter_topic, value, headers=headers
+                )
+                return
+            except KafkaError as exc:
+                if not exc.retriable and value:
+                    value = b""
+                    headers = [*headers, ("labsentinel.value_withheld", b"refused by broker")]
+                    continue
+                log.error(
+                    "unrecorded message not yet on the dead-letter topic; retrying",
+                    extra={"error": type(exc).__name__, "topic": tp.topic,
+                           "partition": tp.partition, "offset": record.offset},
+                )  # fmt: skip
+            if stop.is_set():
+                raise UnrecordedMessageError(
+                    f"message at {tp.topic}:{tp.partition}:{record.offset} has no durable "
+                    "copy; its offset was not committed"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _seek_back(
+        self, consumer: AIOKafkaConsumer, remaining: list[tuple[TopicPartition, Any]]
+    ) -> None:
+        first: dict[TopicPartition, int] = {}
+        for tp, record in remaining:
+            first.setdefault(tp, record.offset)
+        for tp, offset in first.items():
+            consumer.seek(tp, offset)
+
+    async def _wait_for_database(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        """Pause all partitions until the database answers; keep the group membership."""
+        self.state.database_ok = False
+        metrics.database_errors.inc()
+        metrics.consumer_paused.set(1)
+        paused = consumer.assignment()
+        consumer.pause(*paused)
+        log.error("database unavailable; consumption paused")
+        started, delay = time.monotonic(), 0.5
+        try:
+            while not stop.is_set():
+                if await asyncio.to_thread(database_reachable, self.engine):
+                    break
+                if self.outage_max_s and time.monotonic() - started > self.outage_max_s:
+                    raise RuntimeError("database unavailable for longer than outage_max_s")
+                # getmany on paused partitions returns nothing but keeps the poll loop alive,
+                # so the group does not evict us during a long outage.
+                await consumer.getmany(timeout_ms=int(delay * 1000))
+                delay = min(delay * 2, 10.0)
+        finally:
+            consumer.resume(*[tp for tp in paused if tp in consumer.assignment()])
+            metrics.consumer_paused.set(0)
+        self.state.database_ok = True
+        log.info("database reachable again; consumption resumed")
+
+    def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            position = self._positions.get(tp)
+            if highwater is not None and position is not None:
+                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                    max(highwater - position, 0)
+                )
+
+
+def _dead_letter_headers(tp: TopicPartition, offset: int, result: Processed) -> list[Any]:
+    # "replace": a reason or class that ever carried a lone surrogate must not make encoding,
+    # and so the whole batch, fail.
+    return [
+        ("labsentinel.reason", result.reason.encode("utf-8", "replace")[:500]),
+        ("labsentinel.error_class", result.error_class.encode("utf-8", "replace")),
+        ("labsentinel.source_topic", tp.topic.encode("utf-8", "replace")),
+        ("labsentinel.source_partition", str(tp.partition).encode()),
+        ("labsentinel.source_offset", str(offset).encode()),
+    ]

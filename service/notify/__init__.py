@@ -1,0 +1,2 @@
+"""Notification: the alert lifecycle, outbox, routing, dispatch, escalation, acknowledgement,
+silences, history, advisories and reminders."""

@@ -1,0 +1,351 @@
+"""Escalation: re-page the next tier when nobody acknowledges, stop when someone acts.
+
+``run_escalations(engine, settings, now)`` is the whole job, a plain function of the database
+and ``now``: the APScheduler job (``EscalationComponent``, in the daemon) calls it with the
+wall clock; replay and tests call it with the message clock or any explicit time.
+
+Per open alert that is paging (``escalation_state`` active or acked), in its own transaction
+with the alert row locked:
+
+1. corrective therapy (configs/routing.toml ``[corrective]``) newly ordered or given at or
+   after the alert, of a configured kind and route (``alerts.escalation.corrective_stops``),
+   stops escalation for good and is noted on the alert and in its history. Any other message
+   about a corrective drug since the alert (a refill, renewal or status message of a standing
+   oral supplement) never stops it: it is recorded once as a ``corrective-noted`` event
+   ("standing oral supplement noted") and listed in the report's ``noted``;
+2. otherwise ``alerts.escalation.decide`` says what is due: next tier, a policy repeat, a
+   re-page after an ack timed out, or the end of the policy (``exhausted``, visible).
+
+State lives in the alert row, and an escalation's notification id contains its step number
+(``notification_id(dedup_key, "escalation", step)``) in the same transaction that advances the
+step: a restart neither loses nor repeats a step, and two instances racing on one step collide
+on the unique notification id instead of paging twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col
+
+from alerts.escalation import (
+    CorrectiveConfig,
+    EscalationState,
+    Step,
+    TherapyMessage,
+    corrective_stops,
+    decide,
+)
+from alerts.notification import notification_from_json
+from service.db.models import Alert, AlertEvent, MedicationOrderRow, NotificationRow
+from service.notify import metrics as paging_metrics
+from service.notify.acknowledge import ack_link
+from service.notify.alerting import (
+    Paging,
+    active_silence,
+    load_paging,
+    notification_id,
+    queue_notification,
+    record_event,
+    routed_delivery,
+)
+from service.runtime.clock import MessageClock
+from service.runtime.scheduling import run_every
+
+if TYPE_CHECKING:
+    from service.bootstrap import App
+    from service.daemon import Daemon
+    from service.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NOTED = "corrective-noted"  # alert event: a corrective-drug message that did not stop paging
+
+
+@dataclass
+class EscalationReport:
+    escalated: list[tuple[int, str, int]] = field(default_factory=list)  # alert, kind, step
+    stopped: list[tuple[int, str]] = field(default_factory=list)  # alert, reason
+    noted: list[tuple[int, str, str]] = field(default_factory=list)  # alert, drug, why
+    exhausted: list[int] = field(default_factory=list)
+
+
+def install_paging(app: App) -> Paging | None:
+    """Wire routing into an App built by bootstrap: routed pipeline deliveries, the
+    dispatcher's fallback route and page identity. Idempotent; raises ConfigError."""
+    delivery = routed_delivery(app.pipeline.delivery, app.settings)
+    app.pipeline.delivery = delivery
+    app.dispatcher.paging = delivery.paging
+    return delivery.paging
+
+
+def paging_for(settings: Settings) -> Paging | None:
+    channels = [name for name, ch in settings.channels.items() if ch.enabled]
+    return load_paging(settings, channels)
+
+
+def run_escalations(
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    *,
+    paging: Paging | None = None,
+    queued_at: datetime | None = None,
+) -> EscalationReport:
+    """Take every escalation step due at ``now`` (see the module doc)."""
+    paging = paging or paging_for(settings)
+    report = EscalationReport()
+    if paging is None:
+        return report
+    with Session(engine) as session:
+        ids = list(
+            session.execute(
+                select(col(Alert.id)).where(
+                    col(Alert.status) == "open",
+                    col(Alert.escalation_state).in_(("active", "acked")),
+                )
+            ).scalars()
+        )
+    for alert_id in ids:
+        try:
+            _step(engine, paging, alert_id, now, queued_at or datetime.now(UTC), report)
+        except IntegrityError:  # another instance took this step first
+            log.info("escalation step already taken", extra={"alert_id": alert_id})
+    return report
+
+
+def _step(
+    engine: Engine,
+    paging: Paging,
+    alert_id: int,
+    now: datetime,
+    queued_at: datetime,
+    report: EscalationReport,
+) -> None:
+    routing = paging.routing
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        row = session.execute(
+            select(Alert).where(col(Alert.id) == alert_id).with_for_update()
+        ).scalar_one_or_none()
+        if row is None or row.status != "open" or row.team not in routing.teams:
+            return
+        if row.corrective_at is None and _corrective(session, paging, row, now, report):
+            report.stopped.append((alert_id, "corrective"))
+            return
+        team = routing.teams[row.team]
+        silenced = active_silence(session, row, now) is not None
+        state = EscalationState(
+            status=row.status,
+            severity=row.severity,
+            state=row.escalation_state,
+            paged_at=row.paged_at,
+            tier=row.escalation_tier,
+            round=row.escalation_round,
+            step=row.escalation_step,
+            acked_at=row.acked_at,
+            corrective_at=row.corrective_at,
+            silenced=silenced,
+        )
+        decision = decide(state, routing.policy_of(row.team), team.schedule.tier_count, now)
+        if decision.step is Step.NONE:
+            return
+        if decision.step is Step.EXHAUSTED:
+            row.escalation_state = "exhausted"
+            record_event(
+                session, alert_id, "escalation-exhausted", now, "",
+                {"tier": row.escalation_tier, "round": row.escalation_round},
+            )  # fmt: skip
+            paging_metrics.escalations.labels(row.severity, "exhausted").inc()
+            report.exhausted.append(alert_id)
+            log.warning(
+                "escalation policy exhausted without an acknowledgement",
+                extra={"alert_id": alert_id, "team": row.team},
+            )
+            return
+        if decision.step is Step.ACK_TIMEOUT:
+            record_event(
+                session, alert_id, "ack-timeout", now, "",
+                {"acked_at": row.acked_at.isoformat() if row.acked_at else None,
+                 "acked_by": row.acked_by, "action": row.ack_action},
+            )  # fmt: skip
+            row.acked_at, row.acked_by, row.ack_action, row.ack_note = None, "", "", ""
+        row.escalation_state = "active"
+        row.escalation_tier, row.escalation_round = decision.tier, decision.round
+        row.escalation_step = decision.number
+        row.paged_at, row.updated_at = now, max(row.updated_at, now)
+        row.notification_seq += 1
+        nid = notification_id(row.dedup_key, "escalation", decision.number)
+        last = session.execute(
+            select(col(NotificationRow.payload))
+            .where(col(NotificationRow.alert_id) == alert_id)
+            .order_by(col(NotificationRow.id).desc())
+            .limit(1)
+        ).scalar_one()
+        target = routing.target(row.team, row.severity, now, tier=decision.tier)
+        base = notification_from_json(json.loads(last))
+        extra = dict(base.extra)
+        extra.pop("ack", None)
+        extra["escalation"] = {
+            "step": decision.number,
+            "tier": decision.tier,
+            "round": decision.round,
+            "kind": decision.step.value,
+        }
+        notification = replace(
+            base,
+            notification_id=nid,
+            event="escalation",
+            created_at=now.isoformat(),
+            recipients=target.recipients,
+            ack_url=ack_link(paging.settings, alert_id, row.dedup_key, queued_at),
+            actions=(),
+            extra=extra,
+        )
+        queue_notification(
+            session, row, notification, target.deliveries, paging.audit_channels, now,
+            queued_at, paging.deadline,
+        )  # fmt: skip
+        record_event(
+            session, alert_id, "escalation", now, nid,
+            {"step": decision.number, "tier": decision.tier, "round": decision.round,
+             "kind": decision.step.value, "recipients": list(target.recipients)},
+        )  # fmt: skip
+        session.add(row)
+    paging_metrics.escalations.labels(row.severity, decision.step.value).inc()
+    report.escalated.append((alert_id, decision.step.value, decision.number))
+    log.info(
+        "escalated",
+        extra={"alert_id": alert_id, "kind": decision.step.value, "tier": decision.tier},
+    )
+
+
+def _corrective(
+    session: Session, paging: Paging, row: Alert, now: datetime, report: EscalationReport
+) -> bool:
+    """Stop escalation when corrective therapy qualifies; note the messages that do not."""
+    rows = session.execute(
+        select(MedicationOrderRow).where(
+            col(MedicationOrderRow.patient_id) == row.patient_id,
+            col(MedicationOrderRow.drug_class) == "corrective",
+            col(MedicationOrderRow.message_time) <= now,
+        )
+    ).scalars()
+    messages = [
+        TherapyMessage(
+            order_key=o.order_key,
+            drug=o.drug,
+            route=o.route,
+            order_control=o.order_control,
+            dose_at=o.dose_at,
+            message_time=o.message_time,
+            administered=o.administered,
+            completion_status=o.completion_status,
+        )
+        for o in rows
+    ]
+    config = CorrectiveConfig.from_routing(paging.routing.corrective)
+    check = corrective_stops(row.analyte, row.created_at, messages, config)
+    _note(session, row, check.noted, now, report)
+    if check.stop is None:
+        return False
+    stop = check.stop
+    ordered_at = stop.dose_at if stop.administered else stop.message_time
+    row.corrective_at, row.corrective_drug = ordered_at, stop.drug[:64]
+    if row.escalation_state in ("active", "acked"):
+        row.escalation_state, row.stop_reason = "stopped", "corrective"
+    record_event(
+        session, row.id or 0, "corrective", now, "",
+        {"drug": stop.drug, "ordered_at": ordered_at.isoformat(), "route": stop.route,
+         "order_control": stop.order_control, "administered": stop.administered},
+    )  # fmt: skip
+    session.add(row)
+    paging_metrics.escalation_stops.labels("corrective").inc()
+    log.info("corrective therapy ordered: escalation stopped", extra={"alert_id": row.id})
+    return True
+
+
+def _note(
+    session: Session,
+    row: Alert,
+    noted: tuple[tuple[TherapyMessage, str], ...],
+    now: datetime,
+    report: EscalationReport,
+) -> None:
+    """Record each non-stopping corrective message once on the alert (history, report)."""
+    if not noted:
+        return
+    seen = {
+        (d.get("order_key"), d.get("message_time"), d.get("order_control"))
+        for d in (
+            json.loads(detail or "{}")
+            for detail in session.execute(
+                select(col(AlertEvent.detail)).where(
+                    col(AlertEvent.alert_id) == row.id, col(AlertEvent.kind) == NOTED
+                )
+            ).scalars()
+        )
+    }
+    for message, why in noted:
+        key = (message.order_key, message.message_time.isoformat(), message.order_control)
+        if key in seen:
+            continue
+        seen.add(key)
+        record_event(
+            session, row.id or 0, NOTED, now, "",
+            {"note": why, "drug": message.drug, "route": message.route,
+             "order_key": message.order_key, "order_control": message.order_control,
+             "message_time": message.message_time.isoformat()},
+        )  # fmt: skip
+        report.noted.append((row.id or 0, message.drug, why))
+
+
+class EscalationComponent:
+    """The daemon's scheduler: an APScheduler interval job running ``run_escalations``."""
+
+    name = "escalation"
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.paging = install_paging(app)
+        self.interval = app.settings.paging.escalation_interval_s
+        self.runs = 0
+
+    @classmethod
+    def for_daemon(cls, daemon: Daemon) -> EscalationComponent:
+        return cls(daemon.app)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        channels = list(self.app.dispatcher.transports)
+        teams = list(self.paging.routing.teams) if self.paging else []
+        paging_metrics.prime(channels, teams)
+        if self.paging is None or isinstance(self.app.pipeline.clock, MessageClock):
+            # Under a message clock (demo, tests of a historical feed) the alerts' times are
+            # message times, and escalating them against the wall clock would page every tier
+            # at once: escalation is then driven explicitly (``run_escalations(..., now)``),
+            # as in ``replay``.
+            await stop.wait()
+            return
+        await run_every(stop, self._tick, seconds=self.interval, job_id="escalations")
+
+    async def _tick(self) -> None:
+        try:
+            await asyncio.to_thread(
+                run_escalations,
+                self.app.engine,
+                self.app.settings,
+                datetime.now(UTC),
+                paging=self.paging,
+            )
+            self.runs += 1
+        except Exception as exc:  # an outage: log and try again at the next run
+            with contextlib.suppress(Exception):
+                log.warning("escalation round failed", extra={"error": type(exc).__name__})

@@ -1,0 +1,71 @@
+"""The daemon's monitoring-reminder job: an APScheduler interval job running the sweep.
+
+``service.notify.prevention.run_reminders`` is the whole job, a plain function of the database and
+``now``; this component calls it with the wall clock every ``monitoring.sweep_interval_s``.
+What survives a restart is the ``reminders`` table, not the scheduler: every run recomputes
+what is due from the stored orders and results, and a reminder id already in the table is
+never sent again. A restart therefore neither loses a reminder (the next run finds it due)
+nor repeats one (its id is there), and no APScheduler job store is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from service.notify.prevention import ReminderReport, run_reminders
+from service.runtime.clock import MessageClock
+from service.runtime.scheduling import run_every
+
+if TYPE_CHECKING:
+    from service.bootstrap import App
+    from service.daemon import Daemon
+
+log = logging.getLogger(__name__)
+
+
+class ReminderComponent:
+    """Runs ``run_reminders`` every ``monitoring.sweep_interval_s`` seconds (wall clock)."""
+
+    name = "reminders"
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.interval = app.settings.monitoring.sweep_interval_s
+        self.runs = 0
+        self.last: ReminderReport | None = None
+
+    @classmethod
+    def for_daemon(cls, daemon: Daemon) -> ReminderComponent:
+        return cls(daemon.app)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if isinstance(self.app.pipeline.clock, MessageClock):
+            # Under a message clock the plans' times are message times; sweeping against the
+            # wall clock would send every reminder of a historical feed at once. Reminders are
+            # then driven explicitly (``run_reminders(..., now)``), as ``replay`` does.
+            await stop.wait()
+            return
+        await run_every(stop, self.tick, seconds=self.interval, job_id="monitoring-reminders")
+
+    async def tick(self) -> None:
+        """One sweep; never raises (an outage is logged and retried at the next run)."""
+        app = self.app
+        try:
+            self.last = await asyncio.to_thread(
+                run_reminders,
+                app.engine,
+                app.settings,
+                app.clinical,
+                datetime.now(UTC),
+                delivery=app.pipeline.delivery,
+            )
+            self.runs += 1
+            if self.last.sent:
+                app.dispatcher.wake()
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                log.warning("reminder sweep failed", extra={"error": type(exc).__name__})
