@@ -23,10 +23,11 @@ from alerts.pagers.base import Pager
 from parsers import ParserConfig
 from service.db.engine import make_engine
 from service.db.migrate import upgrade
-from service.ingest.pipeline import Clinical, Pipeline
+from service.ingest.pipeline import Pipeline
 from service.notify.alerting import Delivery
 from service.notify.dispatcher import Dispatcher
 from service.runtime import phi
+from service.runtime.clinical import Clinical
 from service.runtime.clock import Clock, WallClock
 from service.runtime.settings import ChannelSettings, ConfigError, Settings
 

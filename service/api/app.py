@@ -20,8 +20,9 @@ from sqlalchemy.engine import Engine
 from starlette.responses import Response
 
 from service.db.engine import database_reachable
-from service.ingest.pipeline import Clinical, Pipeline
+from service.ingest.pipeline import Pipeline
 from service.runtime import metrics
+from service.runtime.clinical import Clinical
 from service.runtime.clock import Clock, WallClock
 from service.runtime.settings import Settings
 

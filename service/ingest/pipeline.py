@@ -37,16 +37,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from alerts.advisory import DEFAULT_LOOKBACK_DAYS
-from alerts.catalog import DrugCatalog, LabCatalog
 from alerts.identity import patient_key
-from alerts.model import RULE_INTERACTION, AlertState, RuleConfig
-from alerts.monitoring import MonitoringConfig
+from alerts.model import RULE_INTERACTION, AlertState
 from alerts.notification import Notification
 from alerts.planning import plan_notifications
 from alerts.rules import evaluate_patient
 from alerts.trends import (
-    DEFAULT_DROP_FRACTION,
     RULE_TREND,
     plan_trend_notifications,
     trend_findings,
@@ -55,7 +51,6 @@ from parsers import (
     Ignored,
     LabReport,
     ParseError,
-    ParserConfig,
     PatientMerge,
     PharmacyOrder,
     Rejected,
@@ -69,6 +64,7 @@ from service.ingest import merges as merges_module
 from service.ingest import store
 from service.notify import prevention
 from service.notify.alerting import Delivery, apply_plans
+from service.runtime.clinical import Clinical
 from service.runtime.clock import Clock, MessageClock, WallClock
 from service.runtime.logs import describe_exception
 from service.runtime.phi import patient_hash
@@ -120,21 +116,6 @@ class Processed:
     item_dead_letters: tuple[str, ...] = ()  # error classes of items dead-lettered on their own
     evaluated: bool = False
     notifications: list[Notification] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Clinical:
-    """Everything the pure core needs, built once from settings (service.bootstrap)."""
-
-    drugs: DrugCatalog
-    labs: LabCatalog
-    rules: RuleConfig
-    parser: ParserConfig
-    history_days: int
-    trend_drop_fraction: float = DEFAULT_DROP_FRACTION
-    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
-    advisory_lookback_days: int = DEFAULT_LOOKBACK_DAYS  # issue #4: "in the last 30 days"
-    advisory_late_days: int | None = None  # None: rules.backfill_days (CLINICAL.md, 7 days)
 
 
 @dataclass

@@ -64,7 +64,7 @@ from service.runtime.phi import patient_hash
 
 if TYPE_CHECKING:
     from alerts.catalog import DrugCatalog
-    from service.ingest.pipeline import Clinical
+    from service.runtime.clinical import Clinical
     from service.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
