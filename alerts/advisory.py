@@ -1,4 +1,4 @@
-"""Order-time advisory ``iron-antiresorptive-advisory`` (issue #4, item 1), as a pure function.
+"""Order-time advisory ``iron-antiresorptive-advisory``, as a pure function.
 
 When IV iron is ordered for a patient whose antiresorptive effect interval is active, or an
 antiresorptive is ordered inside an open iron risk window, the pharmacy team and the ordering
@@ -47,7 +47,8 @@ from alerts.monitoring import (
 
 RULE_ADVISORY = "iron-antiresorptive-advisory"
 ADVISORY_ANALYTE = "advisory"  # the "analyte" part of the advisory's dedup key
-DEFAULT_LOOKBACK_DAYS = 30  # issue #4: "or that none exists in the last 30 days"
+# A baseline older than a month says little about the mineral levels the iron meets.
+DEFAULT_LOOKBACK_DAYS = 30
 PREFERRED_LOWER_RISK_IRON = "ferric_derisomaltose"  # CLINICAL.md, PHOSPHARE-IDA / -IBD
 
 # CLINICAL.md "Risk by formulation" (PHOSPHARE-IDA, JAMA 2020; PHOSPHARE-IBD; 42 trials).

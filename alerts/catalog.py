@@ -17,13 +17,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
+from alerts.catalog_files import (
+    PHRASES,
+    DrugEntry,
+    DrugFile,
+    LabFile,
+)
+from alerts.tables import TableError, parse
 from alerts.units import normalise_unit
-
-DRUG_CLASSES = ("iv_iron", "antiresorptive", "corrective")
-SCHEDULES = ("single", "ongoing")
-FORMS = ("parenteral", "oral")  # the route kinds a catalog entry's schedule can belong to
 
 
 class CatalogError(ValueError):
@@ -34,44 +39,15 @@ class UnknownUnit(CatalogError):
     """An analyte/unit pair the lab catalog cannot convert (units are not PHI)."""
 
 
-# --------------------------------------------------------------------------------------------
-# small validators: each names the key path it checks
+_M = TypeVar("_M", bound=BaseModel)
 
 
-def _table(value: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise CatalogError(f"{path}: must be a table")
-    return value
-
-
-def _text(table: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
-    value = table.get(key, default)
-    if not isinstance(value, str) or not value.strip():
-        raise CatalogError(f"{path}.{key}: must be a non-empty string")
-    return value.strip()
-
-
-def _int(table: Mapping[str, Any], key: str, path: str, *, default: int, minimum: int) -> int:
-    value = table.get(key, default)
-    # bool is an int subclass; "true" is never a number of days
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        what = "a positive integer" if minimum > 0 else "a non-negative integer"
-        raise CatalogError(f"{path}.{key}: must be {what}")
-    return value
-
-
-def _number(table: Mapping[str, Any], key: str, path: str) -> float:
-    value = table.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise CatalogError(f"{path}.{key}: must be a positive number")
-    return float(value)
-
-
-def _strings(table: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
-    value = table.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise CatalogError(f"{path}.{key}: must be a list of non-empty strings")
-    return tuple(v.strip() for v in value)
+def _parse(model: type[_M], data: Any) -> _M:
+    """``data`` validated as ``model``; raises ``CatalogError`` naming the key path."""
+    try:
+        return parse(model, data, PHRASES)
+    except TableError as exc:
+        raise CatalogError(str(exc)) from None
 
 
 def _name_key(name: str) -> str:
@@ -164,44 +140,22 @@ class DrugCatalog:
 
         Raises ``CatalogError`` whose message names the offending key path.
         """
-        drugs_table = _table(_table(data, "<root>").get("drugs"), "drugs")
-        if not drugs_table:
+        entries = _parse(DrugFile, data).drugs
+        if entries is None:
+            raise CatalogError("drugs: must be a table")
+        if not entries:
             raise CatalogError("drugs: must define at least one drug")
         drugs: list[Drug] = []
         code_owner: dict[str, str] = {}
         name_owner: dict[str, str] = {}
-        for key, raw in drugs_table.items():
+        for key, entry in entries.items():
             path = f"drugs.{key}"
-            table = _table(raw, path)
             if not re.fullmatch(r"[a-z0-9_]+", key):
                 raise CatalogError(f"{path}: key must be lower-case letters, digits and '_'")
-            drug_class = table.get("class", table.get("drug_class"))
-            if drug_class not in DRUG_CLASSES:
-                raise CatalogError(f"{path}.class: must be one of {', '.join(DRUG_CLASSES)}")
-            schedule = table.get("schedule", "single")
-            if schedule not in SCHEDULES:
-                raise CatalogError(f"{path}.schedule: must be one of {', '.join(SCHEDULES)}")
-            name = _text(table, "name", path)
-            ingredient = _text(table, "ingredient", path, default=name)
-            names = tuple(dict.fromkeys(_name_key(n) for n in _strings(table, "names", path)))
+            names = tuple(dict.fromkeys(_name_key(n) for n in entry.names))
             if not names:
                 raise CatalogError(f"{path}.names: must list at least one name")
-            codes = tuple(dict.fromkeys(c.upper() for c in _strings(table, "codes", path)))
-            # Antiresorptive "single" doses need an effect interval; iron windows come from
-            # the rule config, so effect_days is optional there.
-            needs_effect = schedule == "single" and drug_class != "iv_iron"
-            effect_days = _int(
-                table,
-                "effect_days",
-                path,
-                default=0 if not needs_effect else -1,
-                minimum=1 if needs_effect else 0,
-            )
-            grace_days = _int(table, "grace_days", path, default=0, minimum=0)
-            risk = table.get("risk", "")
-            if not isinstance(risk, str):
-                raise CatalogError(f"{path}.risk: must be a string")
-            route, oral = _forms(table, path, drug_class)
+            codes = tuple(dict.fromkeys(c.upper() for c in entry.codes))
             for code in codes:
                 if code in code_owner:
                     raise CatalogError(
@@ -214,22 +168,7 @@ class DrugCatalog:
                         f"{path}.names: {n!r} is already a name of drugs.{name_owner[n]}"
                     )
                 name_owner[n] = key
-            drugs.append(
-                Drug(
-                    key=key,
-                    name=name,
-                    drug_class=drug_class,
-                    ingredient=ingredient.lower(),
-                    names=names,
-                    codes=codes,
-                    schedule=schedule,
-                    effect_days=effect_days,
-                    grace_days=grace_days,
-                    risk=risk,
-                    route=route,
-                    oral=oral,
-                )
-            )
+            drugs.append(_drug(key, entry, names=names, codes=codes))
         return cls(drugs)
 
     def classify(self, codes: Sequence[str], names: Sequence[str]) -> str | None:
@@ -273,33 +212,29 @@ class DrugCatalog:
         )
 
 
-_ORAL_KEYS = ("oral_schedule", "oral_effect_days", "oral_grace_days")
-
-
-def _forms(table: Mapping[str, Any], path: str, drug_class: str) -> tuple[str, Form | None]:
-    """``route`` and the optional oral form (``oral_schedule``, ``oral_effect_days``,
-    ``oral_grace_days``) of one drug entry. Raises ``CatalogError`` naming the key."""
-    has_oral = any(k in table for k in _ORAL_KEYS)
-    route = table.get("route", "parenteral" if has_oral else "")
-    if route not in ("", *FORMS):
-        raise CatalogError(f"{path}.route: must be one of {', '.join(FORMS)}")
-    if not has_oral:
-        return route, None
-    if drug_class == "iv_iron":
-        raise CatalogError(
-            f"{path}.oral_schedule: IV iron has no oral form (oral iron never counts)"
+def _drug(key: str, entry: DrugEntry, *, names: tuple[str, ...], codes: tuple[str, ...]) -> Drug:
+    """The catalog entry of a validated drug table."""
+    oral = None
+    if entry.has_oral:
+        oral = Form(
+            schedule=entry.oral_schedule or "single",
+            effect_days=entry.oral_effect_days or 0,
+            grace_days=entry.oral_grace_days or 0,
         )
-    if route != "parenteral":
-        raise CatalogError(f"{path}.route: must be parenteral when an oral form is given")
-    schedule = table.get("oral_schedule")
-    if schedule not in SCHEDULES:
-        raise CatalogError(f"{path}.oral_schedule: must be one of {', '.join(SCHEDULES)}")
-    single = schedule == "single"
-    effect_days = _int(
-        table, "oral_effect_days", path, default=-1 if single else 0, minimum=1 if single else 0
+    return Drug(
+        key=key,
+        name=entry.name,
+        drug_class=entry.drug_class,
+        ingredient=(entry.ingredient or entry.name).lower(),
+        names=names,
+        codes=codes,
+        schedule=entry.schedule,
+        effect_days=entry.effect_days or 0,
+        grace_days=entry.grace_days,
+        risk=entry.risk,
+        route=entry.route if entry.route is not None else ("parenteral" if oral else ""),
+        oral=oral,
     )
-    grace_days = _int(table, "oral_grace_days", path, default=0, minimum=0)
-    return route, Form(schedule, effect_days, grace_days)
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,35 +261,32 @@ class LabCatalog:
         Layout: ``[analytes.<key>]`` with ``canonical_unit``, ``codes`` and a ``units`` table of
         ``"spelling" = factor`` (value in that unit × factor = value in the canonical unit).
         """
-        root = _table(data, "<root>")
-        analytes = _table(root.get("analytes"), "analytes")
-        if not analytes:
+        entries = _parse(LabFile, data).analytes
+        if entries is None:
+            raise CatalogError("analytes: must be a table")
+        if not entries:
             raise CatalogError("analytes: must define at least one analyte")
         code_map: dict[str, str] = {}
         canonical: dict[str, str] = {}
         factors: dict[str, dict[str, float]] = {}
-        for key, raw in analytes.items():
+        for key, entry in entries.items():
             path = f"analytes.{key}"
-            table = _table(raw, path)
-            unit = _text(table, "canonical_unit", path)
-            units = _table(table.get("units", {}), f"{path}.units")
-            accepted: dict[str, float] = {normalise_unit(unit): 1.0}
-            for spelling in units:
+            accepted: dict[str, float] = {normalise_unit(entry.canonical_unit): 1.0}
+            for spelling, value in entry.units.items():
                 norm = normalise_unit(spelling)
-                value = _number(units, spelling, f"{path}.units")
                 if norm in accepted and abs(accepted[norm] - value) > 1e-12:
                     raise CatalogError(
                         f"{path}.units.{spelling}: conflicts with another spelling of the same unit"
                     )
                 accepted[norm] = value
-            for code in _strings(table, "codes", path):
+            for code in entry.codes:
                 upper = code.upper()
                 if upper in code_map and code_map[upper] != key:
                     raise CatalogError(
                         f"{path}.codes: {code!r} is already a code of analytes.{code_map[upper]}"
                     )
                 code_map[upper] = key
-            canonical[key] = unit
+            canonical[key] = entry.canonical_unit
             factors[key] = accepted
         return cls(code_map, canonical, factors)
 

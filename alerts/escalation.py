@@ -135,14 +135,24 @@ class CorrectiveConfig:
     routes: tuple[str, ...] = DEFAULT_ROUTES
 
     @classmethod
-    def from_routing(cls, corrective: Mapping[str, tuple[str, ...]]) -> CorrectiveConfig:
-        """From ``RoutingConfig.corrective`` (the [corrective] table: analyte -> drug keys,
-        plus ``routes``). An empty or missing ``routes`` means the IV default."""
-        routes = tuple(r.strip().upper() for r in corrective.get(ROUTES_KEY, ()) if r.strip())
-        drugs = {
-            analyte: tuple(keys) for analyte, keys in corrective.items() if analyte != ROUTES_KEY
-        }
-        return cls(drugs, routes or DEFAULT_ROUTES)
+    def of(cls, drugs: Mapping[str, Sequence[str]], routes: Sequence[str] = ()) -> CorrectiveConfig:
+        """Drug keys per analyte, and the routes that count (upper-cased). No routes, or an
+        empty list, means the IV default: never "every route"."""
+        upper = tuple(r.strip().upper() for r in routes if r.strip())
+        return cls(
+            {analyte: tuple(keys) for analyte, keys in drugs.items()}, upper or DEFAULT_ROUTES
+        )
+
+    @classmethod
+    def from_routing(
+        cls, corrective: Mapping[str, Sequence[str]] | CorrectiveConfig
+    ) -> CorrectiveConfig:
+        """From a raw ``[corrective]`` table (analyte -> drug keys, plus the reserved
+        ``routes``); ``RoutingConfig.corrective``, already built, is returned as it is."""
+        if isinstance(corrective, CorrectiveConfig):
+            return corrective
+        drugs = {analyte: keys for analyte, keys in corrective.items() if analyte != ROUTES_KEY}
+        return cls.of(drugs, corrective.get(ROUTES_KEY, ()))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Monitoring plan and reminders for at-risk iron episodes (issue #4, CLINICAL.md advice).
+"""Monitoring plan and reminders for at-risk iron episodes (CLINICAL.md advice).
 
 CLINICAL.md: "check phosphate and calcium before IV iron; ... one schedule given is baseline,
 1 week and 3 weeks after starting iron, then monthly for 2-3 months". This module turns that
@@ -65,7 +65,9 @@ from alerts.rules import iron_episodes
 
 RULE_MONITORING = "iron-antiresorptive-monitoring"
 
-DAYS_PER_MONTH = 30  # "monthly" points at episode start + 30 k days (issue #4 brief)
+# "Monthly" checks fall on episode start + 30 k days: a fixed step keeps due dates stable
+# whatever calendar month the episode starts in.
+DAYS_PER_MONTH = 30
 
 # Results that count as "calcium" for a monitoring check: total, lab-corrected or ionized.
 CALCIUM_ANALYTES = (ANALYTE_CALCIUM, ANALYTE_CORRECTED_CALCIUM, ANALYTE_IONIZED_CALCIUM)

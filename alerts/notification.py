@@ -83,11 +83,26 @@ class Notification:
 
 _KNOWN_KEYS = frozenset(
     {
-        "event", "rule", "severity", "patient", "analyte", "value", "unit", "reference_range",
-        "observed_at", "iron", "antiresorptive", "dedup_key", "recipients", "notification_id",
-        "created_at", "comparator", "ack_url", "actions",
+        "event",
+        "rule",
+        "severity",
+        "patient",
+        "analyte",
+        "value",
+        "unit",
+        "reference_range",
+        "observed_at",
+        "iron",
+        "antiresorptive",
+        "dedup_key",
+        "recipients",
+        "notification_id",
+        "created_at",
+        "comparator",
+        "ack_url",
+        "actions",
     }
-)  # fmt: skip
+)
 
 
 def notification_from_json(doc: dict[str, Any]) -> Notification:

@@ -18,7 +18,13 @@ Config (configs/routing.toml, validated at start by ``load_routing``; errors nam
   another delivery failed for good.
 - ``[policies.NAME]``: ``critical_minutes``, ``high_minutes``, ``repeat``,
   ``ack_timeout_minutes`` (0 = none).
-- ``[corrective]``: analyte → drug catalog keys whose order after an alert stops escalation.
+- ``[corrective]``: analyte → drug catalog keys whose order after an alert stops escalation,
+  and the reserved ``routes``: the routes (RXR-1) that count (IV by default).
+
+The file's shape is checked by the pydantic models of ``alerts.routing_file``; what spans
+tables (a team's policy exists, a member is a person reachable on the team's page channels)
+by ``load_routing``. Either way ``RoutingError`` names the key (``routing key
+'teams.icu.page_channels': ...``).
 """
 
 from __future__ import annotations
@@ -30,8 +36,17 @@ from fnmatch import fnmatchcase
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from alerts.escalation import PAGING_SEVERITIES, Policy
+from alerts.escalation import PAGING_SEVERITIES, CorrectiveConfig, Policy
 from alerts.oncall import Override, Rotation, Schedule, parse_local
+from alerts.routing_file import (
+    PHRASES,
+    PersonTable,
+    PolicyTable,
+    RouteTable,
+    RoutingFile,
+    TeamTable,
+)
+from alerts.tables import TableError, parse
 
 
 class RoutingError(ValueError):
@@ -122,7 +137,7 @@ class RoutingConfig:
     policies: Mapping[str, Policy]
     fallback_team: str
     fallback_channels: tuple[str, ...]
-    corrective: Mapping[str, tuple[str, ...]]
+    corrective: CorrectiveConfig
 
     def route(self, subject: Subject) -> str:
         """The team of the first matching route, else the fallback team."""
@@ -189,53 +204,33 @@ class RoutingConfig:
 def load_routing(
     doc: Mapping[str, Any], zone: ZoneInfo, channels: Iterable[str] | None = None
 ) -> RoutingConfig:
-    """Validate and build the config. ``channels``: the configured channel names (checked)."""
-    known = {"people", "teams", "routes", "fallback", "policies", "corrective"}
-    _no_extra(doc, known, "")
-    policies = {
-        name: _policy(name, _table(raw, f"policies.{name}"))
-        for name, raw in _table(doc.get("policies", {}), "policies").items()
-    }
-    people = {
-        pid: _person(pid, _table(raw, f"people.{pid}"))
-        for pid, raw in _table(doc.get("people", {}), "people").items()
-    }
+    """Validate and build the config. ``channels``: the configured channel names (checked).
+
+    Raises ``RoutingError`` naming the key. Pure; never blocks.
+    """
+    try:
+        raw = parse(RoutingFile, doc, PHRASES)
+    except TableError as exc:
+        raise RoutingError(f"routing key '{exc.path}': {exc.message}") from None
+    policies = {name: _policy(name, table) for name, table in raw.policies.items()}
+    people = {pid: _person(pid, table) for pid, table in raw.people.items()}
     teams = {
-        tid: _team(tid, _table(raw, f"teams.{tid}"), zone, people, policies)
-        for tid, raw in _table(doc.get("teams", {}), "teams").items()
+        tid: _team(tid, table, zone=zone, people=people, policies=policies)
+        for tid, table in raw.teams.items()
     }
     if not teams:
         raise RoutingError("routing key 'teams': at least one team is required")
-    routes = []
-    for index, raw in enumerate(doc.get("routes", [])):
-        key = f"routes[{index}]"
-        raw = _table(raw, key)
-        _no_extra(raw, {"team", "name", *Match.__dataclass_fields__}, key)
-        team = _str(raw, "team", key)
-        if team not in teams:
-            raise RoutingError(f"routing key '{key}.team': no team {team!r}")
-        match = Match(**{k: _strs(raw, k, key) for k in Match.__dataclass_fields__ if k in raw})
-        for severity in match.severities:
-            if severity not in ("info", "warning", "high", "critical"):
-                raise RoutingError(f"routing key '{key}.severities': unknown {severity!r}")
-        routes.append(Route(team, match, str(raw.get("name", ""))))
-    fallback = _table(doc.get("fallback", {}), "fallback")
-    _no_extra(fallback, {"team", "channels"}, "fallback")
-    fallback_team = _str(fallback, "team", "fallback")
-    if fallback_team not in teams:
-        raise RoutingError(f"routing key 'fallback.team': no team {fallback_team!r}")
-    corrective = {
-        analyte: _strs(_table(doc.get("corrective", {}), "corrective"), analyte, "corrective")
-        for analyte in _table(doc.get("corrective", {}), "corrective")
-    }
+    routes = tuple(_route(f"routes[{i}]", table, teams) for i, table in enumerate(raw.routes))
+    if raw.fallback.team not in teams:
+        raise RoutingError(f"routing key 'fallback.team': no team {raw.fallback.team!r}")
     config = RoutingConfig(
         people=people,
         teams=teams,
-        routes=tuple(routes),
+        routes=routes,
         policies=policies,
-        fallback_team=fallback_team,
-        fallback_channels=_strs(fallback, "channels", "fallback"),
-        corrective=corrective,
+        fallback_team=raw.fallback.team,
+        fallback_channels=raw.fallback.channels,
+        corrective=CorrectiveConfig.of(drugs=raw.corrective.analytes, routes=raw.corrective.routes),
     )
     if channels is not None:
         missing = sorted(config.channels() - set(channels))
@@ -247,75 +242,70 @@ def load_routing(
     return config
 
 
-def _policy(name: str, raw: Mapping[str, Any]) -> Policy:
-    key = f"policies.{name}"
-    _no_extra(raw, {"critical_minutes", "high_minutes", "repeat", "ack_timeout_minutes"}, key)
+def _policy(name: str, table: PolicyTable) -> Policy:
     try:
-        ack = float(raw.get("ack_timeout_minutes", 0))
         return Policy(
             name,
             {
-                "critical": timedelta(minutes=float(raw["critical_minutes"])),
-                "high": timedelta(minutes=float(raw["high_minutes"])),
+                "critical": timedelta(minutes=table.critical_minutes),
+                "high": timedelta(minutes=table.high_minutes),
             },
-            repeat=int(raw.get("repeat", 0)),
-            ack_timeout=timedelta(minutes=ack) if ack > 0 else None,
+            repeat=table.repeat,
+            ack_timeout=(
+                timedelta(minutes=table.ack_timeout_minutes)
+                if table.ack_timeout_minutes > 0
+                else None
+            ),
         )
-    except KeyError as exc:
-        raise RoutingError(f"routing key '{key}.{exc.args[0]}': required") from None
-    except (TypeError, ValueError) as exc:
-        raise RoutingError(f"routing key '{key}': {exc}") from None
+    except ValueError as exc:
+        raise RoutingError(f"routing key 'policies.{name}': {exc}") from None
 
 
-def _person(pid: str, raw: Mapping[str, Any]) -> Person:
-    key = f"people.{pid}"
-    _no_extra(raw, {"name", "contacts", "provider_ids"}, key)
-    contacts = {str(k): str(v) for k, v in _table(raw.get("contacts", {}), key).items()}
-    return Person(pid, str(raw.get("name", "")), contacts, _strs(raw, "provider_ids", key))
+def _person(pid: str, table: PersonTable) -> Person:
+    return Person(id=pid, name=table.name, contacts=table.contacts, provider_ids=table.provider_ids)
+
+
+def _route(key: str, table: RouteTable, teams: Mapping[str, Team]) -> Route:
+    if table.team not in teams:
+        raise RoutingError(f"routing key '{key}.team': no team {table.team!r}")
+    for severity in table.severities:
+        if severity not in ("info", "warning", "high", "critical"):
+            raise RoutingError(f"routing key '{key}.severities': unknown {severity!r}")
+    match = Match(
+        rules=table.rules,
+        severities=table.severities,
+        locations=table.locations,
+        facilities=table.facilities,
+        services=table.services,
+    )
+    return Route(team=table.team, match=match, name=table.name)
 
 
 def _team(
     tid: str,
-    raw: Mapping[str, Any],
+    table: TeamTable,
+    *,
     zone: ZoneInfo,
     people: Mapping[str, Person],
     policies: Mapping[str, Policy],
 ) -> Team:
     key = f"teams.{tid}"
-    _no_extra(
-        raw,
-        {
-            "name",
-            "page_channels",
-            "notify",
-            "policy",
-            "tiers",
-            "overrides",
-            "add_ordering_provider",
-        },
-        key,
-    )
-    policy = _str(raw, "policy", key)
-    if policy not in policies:
-        raise RoutingError(f"routing key '{key}.policy': no policy {policy!r}")
-    page_channels = _strs(raw, "page_channels", key)
-    if not page_channels:
+    if table.policy not in policies:
+        raise RoutingError(f"routing key '{key}.policy': no policy {table.policy!r}")
+    if not table.page_channels:
         raise RoutingError(f"routing key '{key}.page_channels': at least one channel")
     tiers = []
-    for index, tier in enumerate(raw.get("tiers", [])):
+    for index, tier in enumerate(table.tiers):
         tkey = f"{key}.tiers[{index}]"
-        tier = _table(tier, tkey)
-        _no_extra(tier, {"members", "start", "handoff", "length_days"}, tkey)
-        members = _strs(tier, "members", tkey)
-        for member in members:
-            _check_person(people, member, page_channels, f"{tkey}.members")
+        for member in tier.members:
+            _check_person(people, member, table.page_channels, f"{tkey}.members")
         try:
             tiers.append(
                 Rotation(
-                    members,
-                    date.fromisoformat(_str(tier, "start", tkey)),
-                    time.fromisoformat(str(tier.get("handoff", "08:00"))),
-                    int(tier.get("length_days", 7)),
+                    tier.members,
+                    date.fromisoformat(tier.start),
+                    time.fromisoformat(tier.handoff),
+                    tier.length_days,
                 )
             )
         except ValueError as exc:
@@ -323,35 +313,26 @@ def _team(
     if not tiers:
         raise RoutingError(f"routing key '{key}.tiers': at least one tier")
     overrides = []
-    for index, item in enumerate(raw.get("overrides", [])):
+    for index, item in enumerate(table.overrides):
         okey = f"{key}.overrides[{index}]"
-        item = _table(item, okey)
-        _no_extra(item, {"tier", "person", "start", "end", "reason"}, okey)
-        person = _str(item, "person", okey)
-        _check_person(people, person, page_channels, f"{okey}.person")
+        _check_person(people, item.person, table.page_channels, f"{okey}.person")
         try:
             override = Override(
-                int(item.get("tier", 1)),
-                person,
-                parse_local(str(item["start"]), zone),
-                parse_local(str(item["end"]), zone),
+                item.tier, item.person, parse_local(item.start, zone), parse_local(item.end, zone)
             )
-        except KeyError as exc:
-            raise RoutingError(f"routing key '{okey}.{exc.args[0]}': required") from None
         except ValueError as exc:
             raise RoutingError(f"routing key '{okey}': {exc}") from None
         if not 1 <= override.tier <= len(tiers):
             raise RoutingError(f"routing key '{okey}.tier': the team has {len(tiers)} tier(s)")
         overrides.append(override)
-    notify = {str(k): str(v) for k, v in _table(raw.get("notify", {}), f"{key}.notify").items()}
     return Team(
-        tid,
-        Schedule(zone, tuple(tiers), tuple(overrides)),
-        policy,
-        page_channels,
-        notify,
-        str(raw.get("name", "")),
-        bool(raw.get("add_ordering_provider", False)),
+        id=tid,
+        schedule=Schedule(zone, tuple(tiers), tuple(overrides)),
+        policy=table.policy,
+        page_channels=table.page_channels,
+        notify=table.notify,
+        name=table.name,
+        add_ordering_provider=table.add_ordering_provider,
     )
 
 
@@ -366,32 +347,3 @@ def _check_person(
             f"routing key '{key}': {pid!r} has no contact on any of the team's page channels "
             f"({', '.join(channels)})"
         )
-
-
-def _table(value: Any, key: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise RoutingError(f"routing key '{key}': expected a table")
-    return value
-
-
-def _no_extra(raw: Mapping[str, Any], allowed: set[str], key: str) -> None:
-    extra = sorted(set(raw) - allowed)
-    if extra:
-        where = f"{key}." if key else ""
-        raise RoutingError(f"routing key '{where}{extra[0]}': unknown setting (check the spelling)")
-
-
-def _str(raw: Mapping[str, Any], name: str, key: str) -> str:
-    value = raw.get(name)
-    if not isinstance(value, str) or not value:
-        raise RoutingError(f"routing key '{key}.{name}': required text")
-    return value
-
-
-def _strs(raw: Mapping[str, Any], name: str, key: str) -> tuple[str, ...]:
-    value = raw.get(name, ())
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise RoutingError(f"routing key '{key}.{name}': expected a list of text")
-    return tuple(value)

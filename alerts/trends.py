@@ -1,4 +1,4 @@
-"""Trend rule ``iron-antiresorptive-trend`` (issue #4, item 3), as a pure function.
+"""Trend rule ``iron-antiresorptive-trend``, as a pure function.
 
 A phosphate or calcium that has fallen by at least ``drop_fraction`` (default 30 %) from the
 patient's pre-iron baseline, inside the iron risk window of an at-risk episode, is a
@@ -56,13 +56,11 @@ from alerts.planning import plan_notifications
 
 # The interaction rule's value and albumin handling, so a "calcium" means the same number in
 # both rules.
-from alerts.rules import (
-    canonical_value,
-    counted_albumins,
-)
+from alerts.readings import canonical_value, counted_albumins
 
 RULE_TREND = "iron-antiresorptive-trend"
-DEFAULT_DROP_FRACTION = 0.30  # issue #4: "a drop >= a configured fraction (default 30 %)"
+# A fall of 30 % from baseline is clinically meaningful before any threshold is crossed.
+DEFAULT_DROP_FRACTION = 0.30
 _EPSILON = 1e-9
 
 # result analyte -> trend analyte

@@ -88,3 +88,21 @@ def parse_header(segment: str, tz: tzinfo) -> tuple[Delimiters, MessageHeader]:
     # Positional, in field order: keywords cost more on a frozen dataclass.
     header = MessageHeader(message_type, control_id, application, facility, message_time, version)
     return d, header
+
+
+def sniff_control_id(raw: bytes) -> str:
+    """MSH-10 of raw bytes that may not parse, best effort, for logs and dead-letter rows.
+
+    Reads only the first segment, as Latin-1 (every byte decodes), and returns "" when there
+    is no MSH segment or its MSH-10 holds a character that is not printable. At most 64
+    characters. Pure; never raises.
+    """
+    try:
+        text = raw.lstrip(b"\x0b\r\n ").decode("latin-1")
+        if not text.startswith("MSH") or len(text) < 4:
+            return ""
+        first = text.replace("\n", "\r").split("\r", 1)[0]
+        fields = first.split(text[3])
+        return fields[9][:64] if len(fields) > 9 and fields[9].isprintable() else ""
+    except Exception:  # the whole point is to say something about junk: never raise
+        return ""

@@ -26,6 +26,7 @@ from service.db.migrate import upgrade
 from service.ingest.pipeline import Pipeline
 from service.notify.alerting import Delivery
 from service.notify.dispatcher import Dispatcher
+from service.notify.escalation import install_paging
 from service.runtime import phi
 from service.runtime.clinical import Clinical
 from service.runtime.clock import Clock, WallClock
@@ -100,11 +101,11 @@ def build_clinical(settings: Settings) -> Clinical:
     )
     monitoring = settings.monitoring
     return Clinical(
-        drugs,
-        labs,
-        rules,
-        parser,
-        clinical.history_days,
+        drugs=drugs,
+        labs=labs,
+        rules=rules,
+        parser=parser,
+        history_days=clinical.history_days,
         trend_drop_fraction=clinical.trend_drop_fraction,
         monitoring=MonitoringConfig(
             baseline_days_before=monitoring.baseline_days_before,
@@ -201,9 +202,13 @@ def build_app(
         max_message_bytes=settings.kafka.max_message_bytes,
     )
     dispatcher = Dispatcher(engine, real_transports, settings.dispatcher, clock=wall)
-    app = App(settings, engine, clinical, pipeline, dispatcher)
+    app = App(
+        settings=settings,
+        engine=engine,
+        clinical=clinical,
+        pipeline=pipeline,
+        dispatcher=dispatcher,
+    )
     # Routing to teams and on-call tiers, ack links in pages, the dispatcher's fallback route.
-    from service.notify.escalation import install_paging
-
     install_paging(app)
     return app

@@ -1,4 +1,10 @@
-"""`labsentinel run`: consumer, dispatcher (and, later, the HTTP API) in one event loop."""
+"""`labsentinel run`: consumer, dispatcher and the other components in one event loop.
+
+Besides the consumer and the dispatcher, the daemon runs *components*: the HTTP API, the
+escalation scheduler and the monitoring-reminder sweep. Each has a ``name`` and
+``async run(stop)`` that returns once ``stop`` is set (after finishing its work in flight)
+and raises only for fatal errors, which stop the daemon. Add one in ``build_components``.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,34 @@ import gc
 import logging
 import signal
 from pathlib import Path
+from typing import Protocol
 
+from service.api.context import Readiness
+from service.api.server import api_components
 from service.bootstrap import App, build_app
-from service.components import build_components
 from service.ingest.consumer import Consumer
+from service.notify.escalation import EscalationComponent
+from service.notify.reminders import ReminderComponent
 from service.runtime import metrics
 from service.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    name: str
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+def build_components(app: App, consumer: Consumer) -> list[Component]:
+    """The daemon's components besides the consumer and the dispatcher. No I/O."""
+    readiness = Readiness(consumer=consumer.state, dispatcher=app.dispatcher)
+    components: list[Component] = []
+    components.extend(api_components(app, readiness))
+    components.append(EscalationComponent(app))
+    components.append(ReminderComponent(app))
+    return components
 
 
 class Daemon:
@@ -29,8 +55,7 @@ class Daemon:
             outage_max_s=app.settings.database.outage_max_s,
             on_notifications=app.dispatcher.wake,
         )
-        # The HTTP API, the scheduler, ...: see service.components.
-        self.components = build_components(self) if with_components else []
+        self.components = build_components(app, self.consumer) if with_components else []
 
     async def run(self) -> None:
         """Run until ``stop`` is set or a task fails; always shuts down in order."""

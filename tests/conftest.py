@@ -2,6 +2,10 @@
 
 Each test gets its own topics and its own PostgreSQL database. PostgreSQL tests skip when the
 server is down on a developer's machine, but fail in CI (CI=true), where it must be there.
+
+The ``postgres`` and ``kafka`` markers are derived from the fixtures a test uses, so that they
+stay true: ``-m "not postgres"`` really runs without the database server, ``-m "not kafka"``
+without a broker. (``slow`` is set by hand, per module or per test: it is a judgement.)
 """
 
 from __future__ import annotations
@@ -19,6 +23,21 @@ from service.tools.broker import EmbeddedBroker
 PG_ADMIN_URL = os.environ.get(
     "LABSENTINEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+
+
+POSTGRES_FIXTURES = {"pg_server", "pg_url", "private_pg", "private_pg_url"}
+KAFKA_FIXTURES = {"broker", "proxied_broker"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("database_url") == "postgresql"
+        if fixtures & POSTGRES_FIXTURES or on_postgres:
+            item.add_marker(pytest.mark.postgres)
+        if fixtures & KAFKA_FIXTURES:
+            item.add_marker(pytest.mark.kafka)
 
 
 @pytest.fixture(scope="session")

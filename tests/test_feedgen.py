@@ -462,6 +462,7 @@ def test_summary_counts(feed: Feed) -> None:
 # --- hl7apy as the oracle ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_sample_parses_with_hl7apy_and_reads_back_as_intended(
     feed: Feed, messages: list[Message]
 ) -> None:

@@ -58,8 +58,8 @@ from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 
 from alerts.notification import Notification
-from alerts.pagers.base import DeliveryResult
-from alerts.pagers.webhook import USER_AGENT, classify_http_error, classify_http_status
+from alerts.pagers.base import DeliveryResult, Outcome
+from alerts.pagers.http import HttpPoster, encoding_error
 from alerts.render import render_text
 
 WCTP_VERSION = "wctp-dtd-v1r3"
@@ -177,9 +177,7 @@ class WctpPager:
         self._url = url
         self._sender_id = sender_id
         self._security_code = security_code
-        self._timeout = httpx.Timeout(timeout_s)
-        self._client = client
-        self._owns_client = client is None
+        self._poster = HttpPoster(timeout_s, client)
         self._max_chars = max_chars
         self._retryable = (
             DEFAULT_RETRYABLE_CODES if retryable_codes is None else frozenset(retryable_codes)
@@ -197,25 +195,12 @@ class WctpPager:
                 submitted_at=self._clock(),
             )
         except ValueError as exc:
-            return DeliveryResult.final(f"encoding error ({type(exc).__name__})", "encoding")
-        headers = {"Content-Type": "text/xml; charset=utf-8", "User-Agent": USER_AGENT}
-        try:
-            reply = await self._http().post(
-                self._url, content=body, headers=headers, timeout=self._timeout
-            )
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return classify_http_error(exc)
-        if not 200 <= reply.status_code < 300:
-            return classify_http_status(reply.status_code)
-        return classify_reply(reply.content, self._retryable)
+            return encoding_error(exc)
+        headers = {"Content-Type": "text/xml; charset=utf-8"}
+        reply = await self._poster.post(self._url, body=body, headers=headers)
+        if reply.result.outcome is not Outcome.DELIVERED:  # no reply, or not a 2xx
+            return reply.result
+        return classify_reply(reply.body, self._retryable)
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            await client.aclose()
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(follow_redirects=False)
-            self._owns_client = True
-        return self._client
+        await self._poster.close()

@@ -16,9 +16,8 @@ Headers:
   scheme: the timestamp is signed too, so a receiver can reject replays older than a few
   minutes). Verify with ``hmac.compare_digest``.
 
-Outcome: 2xx delivered; 408, 425, 429 and 5xx retryable; every other status final (3xx is a
-misconfigured URL: redirects are not followed, a page is not re-POSTed somewhere unexpected);
-timeouts and network errors retryable; a body that cannot be encoded final.
+Outcome: classified by ``alerts.pagers.http`` (2xx delivered; 408, 425, 429, 5xx, timeouts and
+network errors retryable; other statuses final); a body that cannot be encoded is final.
 """
 
 from __future__ import annotations
@@ -33,34 +32,8 @@ import httpx
 
 from alerts.notification import Notification
 from alerts.pagers.base import DeliveryResult
+from alerts.pagers.http import HttpPoster, encoding_error
 from alerts.render import render_text
-
-USER_AGENT = "LabSentinel"
-# Worth another attempt: request timeout, too early, rate limited (dropping a 429 loses the
-# page: Alertmanager #2286), and every server error.
-RETRYABLE_HTTP = frozenset({408, 425, 429})
-
-
-def classify_http_status(status: int) -> DeliveryResult:
-    """Outcome of an HTTP reply status alone (shared with the WCTP transport)."""
-    detail = f"HTTP {status}"
-    if 200 <= status < 300:
-        return DeliveryResult.delivered(detail, "2xx")
-    status_class = f"{status // 100}xx" if 100 <= status < 600 else "other"
-    if status in RETRYABLE_HTTP or 500 <= status < 600:
-        return DeliveryResult.retryable(detail, status_class)
-    return DeliveryResult.final(detail, status_class)
-
-
-def classify_http_error(exc: httpx.HTTPError | httpx.InvalidURL) -> DeliveryResult:
-    """Outcome of an httpx exception raised before a reply arrived. The detail is the exception
-    type only: its message can carry the URL, and URLs can carry tokens."""
-    name = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return DeliveryResult.retryable(f"timeout ({name})", "timeout")
-    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-        return DeliveryResult.final(f"bad URL ({name})", "config")
-    return DeliveryResult.retryable(f"network error ({name})", "network")
 
 
 def idempotency_key(notification_id: str, recipient: str) -> str:
@@ -97,10 +70,8 @@ class WebhookPager:
         self.name = name
         self._url = url
         self._secret = secret
-        self._timeout = httpx.Timeout(timeout_s)
         self._headers = dict(headers or {})
-        self._client = client
-        self._owns_client = client is None
+        self._poster = HttpPoster(timeout_s, client)
         self._clock = clock
 
     async def send(self, notification: Notification, recipient: str) -> DeliveryResult:
@@ -113,11 +84,10 @@ class WebhookPager:
             _check_header_value(n.notification_id)
             _check_header_value(n.dedup_key)
         except (TypeError, ValueError) as exc:
-            return DeliveryResult.final(f"encoding error ({type(exc).__name__})", "encoding")
+            return encoding_error(exc)
         headers = {
             **self._headers,
             "Content-Type": "application/json; charset=utf-8",
-            "User-Agent": USER_AGENT,
             "Idempotency-Key": idempotency_key(n.notification_id, recipient),
             "X-LabSentinel-Notification-Id": n.notification_id,
             "X-LabSentinel-Dedup-Key": n.dedup_key,
@@ -126,22 +96,8 @@ class WebhookPager:
             timestamp = str(int(self._clock()))
             headers["X-LabSentinel-Timestamp"] = timestamp
             headers["X-LabSentinel-Signature"] = sign(self._secret, timestamp, body)
-        try:
-            reply = await self._http().post(
-                self._url, content=body, headers=headers, timeout=self._timeout
-            )
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            return classify_http_error(exc)
-        return classify_http_status(reply.status_code)
+        reply = await self._poster.post(self._url, body=body, headers=headers)
+        return reply.result
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._owns_client:
-            await client.aclose()
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            # Created lazily, inside the running loop; reopened if used after close().
-            self._client = httpx.AsyncClient(follow_redirects=False)
-            self._owns_client = True
-        return self._client
+        await self._poster.close()

@@ -16,12 +16,27 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from alerts.identity import split_patient_key
-from service.api import queries
-from service.api.app import ApiContext
 from service.api.auth import require_token
+from service.api.context import context_of
+from service.api.views.alerts import alert_detail
+from service.api.views.alerts import list_alerts as alert_list
+from service.api.views.alerts import resolve_alert as resolve_by_hand
+from service.api.views.dead_letters import dead_letter_detail
+from service.api.views.dead_letters import list_dead_letters as dead_letter_list
+from service.api.views.dead_letters import reprocess_dead_letter as reprocess
+from service.api.views.patients import patient_ref_for
+from service.api.views.timeline import patient_timeline as timeline_of
+from service.api.views.timeline import timeline_doc
+from service.api.views.worklist import worklist_doc
 from service.ingest.pipeline import DatabaseUnavailable
 from service.notify.ack_tokens import ACK_ACTIONS
+from service.notify.acknowledge import UnknownAction, acknowledge
+from service.notify.history import alert_history as history_of
+from service.notify.lifecycle import AlertNotFound
+from service.notify.silences import SilenceError, SilenceView
+from service.notify.silences import add_silence as add
+from service.notify.silences import expire_silence as expire
+from service.notify.silences import list_silences as active_silences
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
 
@@ -53,10 +68,6 @@ class Page(BaseModel):
     items: list[dict[str, Any]]
 
 
-def _ctx(request: Request) -> ApiContext:
-    return request.app.state.ctx
-
-
 @router.get("/openapi.json", include_in_schema=False)
 def openapi_document(request: Request) -> JSONResponse:
     """The OpenAPI document of this API (behind the token like the rest)."""
@@ -73,8 +84,8 @@ def list_alerts(
     offset: int = Query(default=0, ge=0),
 ) -> Page:
     """Alerts, newest first, filtered by status, severity and patient ref."""
-    items, total = queries.list_alerts(
-        _ctx(request),
+    items, total = alert_list(
+        context_of(request),
         status=status,
         severity=severity,
         patient_ref=patient,
@@ -87,7 +98,7 @@ def list_alerts(
 @router.get("/alerts/{alert_id}", tags=["alerts"])
 def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
     """One alert with its notifications and each one's deliveries and delivery attempts."""
-    doc = queries.alert_detail(_ctx(request), alert_id)
+    doc = alert_detail(context_of(request), alert_id)
     if doc is None:
         raise HTTPException(404, "no such alert")
     return doc
@@ -96,9 +107,7 @@ def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
 @router.post("/alerts/{alert_id}/ack", tags=["alerts"])
 def ack_alert(request: Request, alert_id: int, body: AckRequest) -> dict[str, Any]:
     """Acknowledge: who, what was done (an ACK_ACTIONS key) and a note."""
-    from service.notify.acknowledge import AlertNotFound, UnknownAction, acknowledge
-
-    ctx = _ctx(request)
+    ctx = context_of(request)
     try:
         result = acknowledge(
             ctx.engine,
@@ -123,10 +132,10 @@ def ack_alert(request: Request, alert_id: int, body: AckRequest) -> dict[str, An
 @router.post("/alerts/{alert_id}/resolve", tags=["alerts"])
 def resolve_alert(request: Request, alert_id: int, body: ResolveRequest) -> dict[str, Any]:
     """Close an alert by hand. No page goes out."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     try:
-        return queries.resolve_alert(ctx, alert_id, who=body.who, now=ctx.clock.now())
-    except LookupError:
+        return resolve_by_hand(ctx, alert_id, who=body.who, now=ctx.clock.now())
+    except AlertNotFound:
         raise HTTPException(404, "no such alert") from None
 
 
@@ -145,8 +154,8 @@ def list_dead_letters(
     offset: int = Query(default=0, ge=0),
 ) -> Page:
     """Dead letters, newest first, without the message text."""
-    items, total = queries.list_dead_letters(
-        _ctx(request), status=status, error_class=error_class, limit=limit, offset=offset
+    items, total = dead_letter_list(
+        context_of(request), status=status, error_class=error_class, limit=limit, offset=offset
     )
     return Page(total=total, items=items)
 
@@ -154,7 +163,7 @@ def list_dead_letters(
 @router.get("/dead-letters/{dl_id}", tags=["dead letters"])
 def get_dead_letter(request: Request, dl_id: int) -> dict[str, Any]:
     """Reason, source topic/partition/offset and the raw HL7 (it may hold PHI)."""
-    doc = queries.dead_letter_detail(_ctx(request), dl_id, include_raw=True)
+    doc = dead_letter_detail(context_of(request), dl_id, include_raw=True)
     if doc is None:
         raise HTTPException(404, "no such dead letter")
     return doc
@@ -163,9 +172,9 @@ def get_dead_letter(request: Request, dl_id: int) -> dict[str, Any]:
 @router.post("/dead-letters/{dl_id}/reprocess", tags=["dead letters"])
 async def reprocess_dead_letter(request: Request, dl_id: int) -> dict[str, Any]:
     """Run the message through the pipeline again (after fixing configuration or code)."""
-    ctx = _ctx(request)
+    ctx = context_of(request)
     try:
-        result = await asyncio.to_thread(queries.reprocess_dead_letter, ctx, dl_id, ctx.clock.now())
+        result = await asyncio.to_thread(reprocess, ctx, dl_id, ctx.clock.now())
     except LookupError:
         raise HTTPException(404, "no such dead letter") from None
     except RuntimeError:
@@ -178,7 +187,7 @@ async def reprocess_dead_letter(request: Request, dl_id: int) -> dict[str, Any]:
 @router.post("/patients/lookup", tags=["patients"])
 def lookup_patient(request: Request, body: PatientLookup) -> dict[str, Any]:
     """The opaque ref of a patient, from the identifier in the body."""
-    ref = queries.patient_ref_for(_ctx(request), body.patient_id, body.authority)
+    ref = patient_ref_for(context_of(request), body.patient_id, body.authority)
     if ref is None:
         raise HTTPException(404, "no such patient")
     return {"ref": ref}
@@ -188,48 +197,18 @@ def lookup_patient(request: Request, body: PatientLookup) -> dict[str, Any]:
 def patient_timeline(request: Request, ref: int) -> dict[str, Any]:
     """Phosphate, calcium, ionized calcium and albumin over time; orders and derived
     exposures (iron risk windows, antiresorptive effect intervals); alerts; thresholds."""
-    ctx = _ctx(request)
-    timeline = queries.patient_timeline(ctx, ref, ctx.clock.now())
+    ctx = context_of(request)
+    timeline = timeline_of(ctx, ref, ctx.clock.now())
     if timeline is None:
         raise HTTPException(404, "no such patient")
-    return queries.timeline_doc(ctx, timeline)
+    return timeline_doc(ctx, timeline)
 
 
 @router.get("/worklist", tags=["patients"])
 def worklist(request: Request) -> dict[str, Any]:
     """Open and worklist alerts, and patients at risk now with their monitoring labs."""
-    ctx = _ctx(request)
-    now = ctx.clock.now()
-    open_alerts, _ = queries.list_alerts(ctx, status="open", limit=500)
-    backlog, _ = queries.list_alerts(ctx, status="worklist", limit=500)
-    at_risk = queries.patients_at_risk(ctx, now)
-    return {
-        "open_alerts": open_alerts,
-        "worklist_alerts": backlog,
-        "at_risk": [
-            {
-                "ref": r.ref,
-                "patient_id": split_patient_key(r.patient_id)[0],
-                "authority": split_patient_key(r.patient_id)[1],
-                "location": r.location,
-                "iron": {
-                    "drug": r.iron,
-                    "dose_at": r.iron_dose_at.isoformat(),
-                    "days_since": r.days_since_iron,
-                },
-                "window_end": r.window_end.isoformat(),
-                "antiresorptive": {
-                    "drug": r.antiresorptive,
-                    "dose_at": r.antiresorptive_dose_at.isoformat(),
-                },
-                "monitoring": [
-                    {"label": m.label, "due_at": m.due_at.isoformat(), "state": m.state}
-                    for m in r.monitoring
-                ],
-            }
-            for r in at_risk
-        ],
-    }
+    ctx = context_of(request)
+    return worklist_doc(ctx, ctx.clock.now(), limit=500)
 
 
 class SilenceRequest(BaseModel):
@@ -245,7 +224,7 @@ class SilenceRequest(BaseModel):
     hours: float = Field(gt=0, le=24 * 30, description="how long the silence lasts")
 
 
-def _silence_json(view: Any) -> dict[str, Any]:
+def _silence_json(view: SilenceView) -> dict[str, Any]:
     doc = asdict(view)
     for key in ("created_at", "expires_at", "expired_at"):
         doc[key] = doc[key].isoformat() if doc[key] else None
@@ -255,10 +234,8 @@ def _silence_json(view: Any) -> dict[str, Any]:
 @router.get("/silences", tags=["silences"])
 def list_silences(request: Request, include_expired: bool = False) -> list[dict[str, Any]]:
     """Active silences (all, with ``include_expired``)."""
-    from service.notify.silences import list_silences as active
-
-    ctx = _ctx(request)
-    views = active(ctx.engine, ctx.clock.now(), include_expired=include_expired)
+    ctx = context_of(request)
+    views = active_silences(ctx.engine, ctx.clock.now(), include_expired=include_expired)
     return [_silence_json(v) for v in views]
 
 
@@ -268,10 +245,7 @@ def add_silence(request: Request, body: SilenceRequest) -> dict[str, Any]:
 
     Silenced notifications are still recorded (and a silenced alert's resolution too).
     """
-    from service.notify.silences import SilenceError
-    from service.notify.silences import add_silence as add
-
-    ctx = _ctx(request)
+    ctx = context_of(request)
     now = ctx.clock.now()
     try:
         view = add(
@@ -292,10 +266,7 @@ def add_silence(request: Request, body: SilenceRequest) -> dict[str, Any]:
 @router.post("/silences/{silence_id}/expire", tags=["silences"])
 def expire_silence(request: Request, silence_id: int) -> dict[str, Any]:
     """End a silence now."""
-    from service.notify.silences import SilenceError
-    from service.notify.silences import expire_silence as expire
-
-    ctx = _ctx(request)
+    ctx = context_of(request)
     try:
         return _silence_json(expire(ctx.engine, silence_id, ctx.clock.now()))
     except SilenceError:
@@ -305,9 +276,7 @@ def expire_silence(request: Request, silence_id: int) -> dict[str, Any]:
 @router.get("/alerts/{alert_id}/history", tags=["alerts"])
 def alert_history(request: Request, alert_id: int) -> list[dict[str, Any]]:
     """Every notification, delivery attempt, acknowledgement, escalation and resolution."""
-    from service.notify.history import alert_history as history
-
-    entries = history(_ctx(request).engine, alert_id)
+    entries = history_of(context_of(request).engine, alert_id)
     if entries is None:
         raise HTTPException(404, "no such alert")
     return [

@@ -2,12 +2,11 @@
 
 ``create_app`` does no I/O; the daemon component (``service.api.server``) and the tests build
 the same app from the same objects, the tests with a SQLite or PostgreSQL engine of their own.
+The context lives in ``service.api.context`` so the routers import it and never this module.
 """
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,63 +15,20 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.engine import Engine
 from starlette.responses import Response
 
-from service.db.engine import database_reachable
-from service.ingest.pipeline import Pipeline
+from service.api.api_routes import router as api_router
+from service.api.context import ApiContext, context_of
+from service.api.views.exposure_gauges import refresh_exposure_gauges
+from service.api.web_routes import router as web_router
 from service.runtime import metrics
-from service.runtime.clinical import Clinical
-from service.runtime.clock import Clock, WallClock
-from service.runtime.settings import Settings
 
 HERE = Path(__file__).resolve().parent
-
-
-@dataclass
-class Readiness:
-    """What /readyz reports besides the database: the daemon's consumer and dispatcher.
-
-    ``consumer`` is a ``service.ingest.consumer.ConsumerState`` and ``dispatcher`` a ``Dispatcher``
-    (anything with ``running``); ``None`` means "not part of this process" and is not ready.
-    """
-
-    consumer: Any = None
-    dispatcher: Any = None
-
-    def checks(self) -> dict[str, bool]:
-        consumer = self.consumer
-        return {
-            "broker": bool(consumer is not None and consumer.connected),
-            "partitions": bool(consumer is not None and consumer.assigned > 0),
-            "dispatcher": bool(self.dispatcher is not None and self.dispatcher.running),
-        }
-
-
-@dataclass
-class ApiContext:
-    settings: Settings
-    engine: Engine
-    clinical: Clinical
-    pipeline: Pipeline | None = None
-    readiness: Readiness = field(default_factory=Readiness)
-    clock: Clock = field(default_factory=WallClock)
-    # Signs the web session cookie. From the ack secret when configured (sessions survive a
-    # restart and work across instances); random otherwise.
-    session_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-
-    def database_ok(self) -> bool:
-        return database_reachable(self.engine)
+# /metrics recounts exposures from the database at most this often, however often scraped.
+GAUGE_MAX_AGE_S = 30.0
 
 
 def create_app(context: ApiContext) -> FastAPI:
-    from service.api import api_routes, web_routes
-    from service.api.auth import derive_session_key
-
-    if context.settings.api.ack_secret is not None:
-        context.session_key = derive_session_key(
-            context.settings.api.ack_secret.get_secret_value().encode()
-        )
     app = FastAPI(
         title="LabSentinel API",
         version="1",
@@ -88,8 +44,8 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.state.templates.env.globals["hospital"] = context.settings.hospital.name
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    app.include_router(api_routes.router)
-    app.include_router(web_routes.router)
+    app.include_router(api_router)
+    app.include_router(web_router)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Response:
@@ -111,7 +67,7 @@ def create_app(context: ApiContext) -> FastAPI:
     def readyz(request: Request) -> JSONResponse:
         """Readiness: database reachable, broker connected, partitions assigned, dispatcher
         running. 503 names what is not."""
-        ctx: ApiContext = request.app.state.ctx
+        ctx = context_of(request)
         checks = {"database": ctx.database_ok(), **ctx.readiness.checks()}
         failing = [name for name, ok in checks.items() if not ok]
         body = {"ready": not failing, "checks": checks, "failing": failing}
@@ -119,10 +75,7 @@ def create_app(context: ApiContext) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics_endpoint(request: Request) -> Response:
-        ctx: ApiContext = request.app.state.ctx
-        from service.api.queries import refresh_exposure_gauges
-
-        refresh_exposure_gauges(ctx, max_age_s=30.0)
+        refresh_exposure_gauges(context_of(request), max_age_s=GAUGE_MAX_AGE_S)
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -8,8 +8,9 @@
   POSTs carry it), Secure whenever the site is served over HTTPS, 12 hours. We chose this
   over HTTP basic because a phone's browser keeps basic credentials until it is closed, with
   no way to sign out, and shows the browser's bare password dialog. The cookie holds no
-  token: an expiry and a fingerprint of the token used (SHA-256 prefix), signed with HMAC;
-  removing a token from the settings ends its sessions at the next request.
+  token: a fingerprint of the token used (SHA-256 prefix) and the time it was issued, signed
+  by ``service.runtime.signing.Signer`` (the same helper as the ack links, under its own
+  salt); removing a token from the settings ends its sessions at the next request.
 - Ack pages need neither: the signed ack token in the link is the capability.
 """
 
@@ -17,19 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from typing import TYPE_CHECKING
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from service.api.context import ApiContext, context_of
 from service.runtime.settings import Settings
-
-if TYPE_CHECKING:
-    from service.api.app import ApiContext
+from service.runtime.signing import BadToken
 
 SESSION_COOKIE = "labsentinel_session"
 SESSION_TTL_S = 12 * 3600
+_FINGERPRINT = "fp"
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -54,16 +53,12 @@ def _fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:24]
 
 
-def derive_session_key(secret: bytes) -> bytes:
-    return hmac.new(secret, b"labsentinel web session", hashlib.sha256).digest()
-
-
 def require_token(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),  # noqa: B008
 ) -> None:
     """FastAPI dependency of every /api/v1 route; raises 401 without a valid bearer token."""
-    ctx: ApiContext = request.app.state.ctx
+    ctx = context_of(request)
     if credentials is None or not token_valid(ctx.settings, credentials.credentials):
         raise HTTPException(
             status_code=401,
@@ -73,25 +68,20 @@ def require_token(
 
 
 def make_session(ctx: ApiContext, token: str, now: float | None = None) -> str:
-    expires = int((now if now is not None else time.time()) + SESSION_TTL_S)
-    body = f"{expires}.{_fingerprint(token)}"
-    signature = hmac.new(ctx.session_key, body.encode(), hashlib.sha256).hexdigest()
-    return f"{body}.{signature}"
+    """The session cookie's value for a sign-in with ``token`` (already checked valid)."""
+    return ctx.session_signer.dumps({_FINGERPRINT: _fingerprint(token)}, now=now)
 
 
 def session_valid(ctx: ApiContext, cookie: str | None, now: float | None = None) -> bool:
+    """A genuine cookie under SESSION_TTL_S old, for a token still configured."""
     if not cookie:
         return False
     try:
-        expires_text, fingerprint, signature = cookie.split(".")
-        expires = int(expires_text)
-    except ValueError:
+        claims = ctx.session_signer.loads(cookie, max_age_s=SESSION_TTL_S, now=now)
+    except BadToken:
         return False
-    body = f"{expires_text}.{fingerprint}"
-    expected = hmac.new(ctx.session_key, body.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature):
-        return False
-    if expires <= (now if now is not None else time.time()):
+    fingerprint = claims.get(_FINGERPRINT)
+    if not isinstance(fingerprint, str):
         return False
     matched = False
     for token in ctx.settings.api.tokens:

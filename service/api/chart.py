@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from alerts.model import Exposure
-from service.api.queries import TimelinePoint
+from service.api.views.timeline import TimelinePoint
 from service.runtime.settings import ThresholdSettings
 
 WIDTH = 720

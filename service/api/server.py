@@ -11,14 +11,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import uvicorn
+from sqlalchemy.engine import Engine
 
-from service.api.app import ApiContext, Readiness, create_app
-
-if TYPE_CHECKING:
-    from service.daemon import Daemon
+from service.api.app import create_app
+from service.api.context import ApiContext, Readiness
+from service.ingest.pipeline import Pipeline
+from service.runtime.clinical import Clinical
+from service.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +56,6 @@ class ApiServer:
         self.server = _EmbeddedServer(self.config)
         self.port: int | None = None
 
-    @classmethod
-    def for_daemon(cls, daemon: Daemon) -> ApiServer:
-        app = daemon.app
-        context = ApiContext(
-            settings=app.settings,
-            engine=app.engine,
-            clinical=app.clinical,
-            pipeline=app.pipeline,
-            readiness=Readiness(consumer=daemon.consumer.state, dispatcher=app.dispatcher),
-        )
-        return cls(context, app.settings.api.host, app.settings.api.port)
-
     async def run(self, stop: asyncio.Event) -> None:
         serving = asyncio.create_task(self.server.serve(), name="api-serve")
         waiting = asyncio.create_task(stop.wait(), name="api-stop")
@@ -93,6 +83,28 @@ class ApiServer:
             raise RuntimeError("api server stopped unexpectedly")
 
 
-def api_components(daemon: Daemon) -> list[ApiServer]:
-    """The daemon's API component, or none when ``api.enabled`` is false."""
-    return [ApiServer.for_daemon(daemon)] if daemon.app.settings.api.enabled else []
+class ServedApp(Protocol):
+    """What the API serves: the application ``service.bootstrap.build_app`` wires."""
+
+    settings: Settings
+    engine: Engine
+    clinical: Clinical
+    pipeline: Pipeline
+
+
+def api_components(app: ServedApp, readiness: Readiness) -> list[ApiServer]:
+    """The daemon's API component, or none when ``api.enabled`` is false.
+
+    ``readiness`` holds what /readyz reports besides the database (the daemon's consumer
+    state and dispatcher). Builds the FastAPI app; no I/O until ``run``.
+    """
+    if not app.settings.api.enabled:
+        return []
+    context = ApiContext(
+        settings=app.settings,
+        engine=app.engine,
+        clinical=app.clinical,
+        pipeline=app.pipeline,
+        readiness=readiness,
+    )
+    return [ApiServer(context, host=app.settings.api.host, port=app.settings.api.port)]

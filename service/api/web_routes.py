@@ -17,8 +17,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from service.api import queries
-from service.api.app import ApiContext
 from service.api.auth import (
     SESSION_COOKIE,
     SESSION_TTL_S,
@@ -29,8 +27,16 @@ from service.api.auth import (
     token_valid,
 )
 from service.api.chart import render_chart
+from service.api.context import context_of
+from service.api.views.alerts import alert_doc, list_alerts
+from service.api.views.common import drug_name
+from service.api.views.timeline import patient_timeline
+from service.api.views.worklist import patients_at_risk
 from service.db.models import Alert
+from service.notify.ack_links import ack_secret
 from service.notify.ack_tokens import ACK_ACTIONS, InvalidAckToken, verify_ack_token
+from service.notify.acknowledge import UnknownAction, acknowledge
+from service.notify.lifecycle import AlertNotFound
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -79,12 +85,8 @@ ACK_REFUSALS = {
 }
 
 
-def _ctx(request: Request) -> ApiContext:
-    return request.app.state.ctx
-
-
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     zone = ctx.settings.hospital.zone
     templates = request.app.state.templates
 
@@ -115,7 +117,7 @@ def _login_redirect(request: Request) -> RedirectResponse:
 
 
 def _signed_in(request: Request) -> bool:
-    return session_valid(_ctx(request), request.cookies.get(SESSION_COOKIE))
+    return session_valid(context_of(request), request.cookies.get(SESSION_COOKIE))
 
 
 # -- sign in ------------------------------------------------------------------------------
@@ -137,7 +139,7 @@ def login(
     token: str = Form(default=""),
     next: str = Form(default="/worklist"),  # noqa: A002
 ) -> Response:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     if not token_valid(ctx.settings, token.strip()):
         log.warning("web sign-in refused")
         return render(
@@ -173,11 +175,11 @@ def logout() -> Response:
 def worklist(request: Request) -> Response:
     if not _signed_in(request):
         return _login_redirect(request)
-    ctx = _ctx(request)
+    ctx = context_of(request)
     now = ctx.clock.now()
-    open_alerts, _ = queries.list_alerts(ctx, status="open", limit=200)
-    backlog, _ = queries.list_alerts(ctx, status="worklist", limit=200)
-    at_risk = queries.patients_at_risk(ctx, now)
+    open_alerts, _ = list_alerts(ctx, status="open", limit=200)
+    backlog, _ = list_alerts(ctx, status="worklist", limit=200)
+    at_risk = patients_at_risk(ctx, now)
     return render(
         request,
         "worklist.html",
@@ -189,20 +191,20 @@ def worklist(request: Request) -> Response:
 def timeline(request: Request, ref: int, days: int = 90) -> Response:
     if not _signed_in(request):
         return _login_redirect(request)
-    ctx = _ctx(request)
+    ctx = context_of(request)
     days = min(max(days, 14), 730)
-    data = queries.patient_timeline(ctx, ref, ctx.clock.now())
+    data = patient_timeline(ctx, ref, ctx.clock.now())
     if data is None:
         return render(request, "message.html", {"title": "No such patient", "text": ""}, 404)
-    names = {e.drug: queries.drug_name(ctx, e.drug) for e in data.exposures}
+    names = {e.drug: drug_name(ctx, e.drug) for e in data.exposures}
     chart = render_chart(
-        data.results,
-        data.exposures,
-        dict(ctx.settings.clinical.thresholds),
-        names,
-        data.now,
-        ctx.settings.hospital.zone,
-        days,
+        points=data.results,
+        exposures=data.exposures,
+        thresholds=dict(ctx.settings.clinical.thresholds),
+        drug_names=names,
+        now=data.now,
+        zone=ctx.settings.hospital.zone,
+        days=days,
     )
     doses = [e for e in data.exposures if e.drug_class in ("iv_iron", "antiresorptive")]
     return render(
@@ -224,9 +226,7 @@ def timeline(request: Request, ref: int, days: int = 90) -> Response:
 
 def _claim(request: Request, token: str) -> tuple[Alert | None, str]:
     """The alert a token names, or the reason it is refused."""
-    from service.notify.acknowledge import ack_secret
-
-    ctx = _ctx(request)
+    ctx = context_of(request)
     try:
         claim = verify_ack_token(ack_secret(ctx.settings), token, ctx.clock.now())
     except InvalidAckToken as exc:
@@ -256,12 +256,12 @@ def _ack_page(
     form: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     return render(
         request,
         "ack.html",
         {
-            "a": queries.alert_doc(ctx, alert, None),
+            "a": alert_doc(ctx, alert, None),
             "token": token,
             "actions": ACK_ACTIONS,
             "error": error,
@@ -287,8 +287,6 @@ def ack_submit(
     who: str = Form(default=""),
     note: str = Form(default=""),
 ) -> Response:
-    from service.notify.acknowledge import AlertNotFound, UnknownAction, acknowledge
-
     alert, reason = _claim(request, token)
     if alert is None:
         return _refused(request, reason)
@@ -296,7 +294,7 @@ def ack_submit(
     if action not in ACK_ACTIONS or not form["who"]:
         error = "Choose what was done." if action not in ACK_ACTIONS else "Enter your name."
         return _ack_page(request, token, alert, error=error, form=form, status=422)
-    ctx = _ctx(request)
+    ctx = context_of(request)
     try:
         result = acknowledge(
             ctx.engine,

@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from service import cli as commands
-from service.ingest.pipeline import DatabaseUnavailable
+from service.cli import ops, paging, reliability
+from service.ingest.messages import DatabaseUnavailable
 from service.runtime import logs
 from service.runtime.logs import describe_exception
 from service.runtime.settings import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
+
+# Subcommand groups, one module per concern: each has ``COMMANDS`` (the top-level command
+# names it owns), ``register(subparsers, config_args)`` and ``handle(args, settings) -> int``.
+COMMAND_MODULES = (paging, ops, reliability)
 
 
 def _config_args(parser: argparse.ArgumentParser, *, database: bool = True) -> None:
@@ -104,13 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed-results", type=int, default=0, help="first store N results (PostgreSQL only)"
     )
 
-    for module in _command_modules():
+    for module in COMMAND_MODULES:
         module.register(sub, _config_args)
     return parser
-
-
-def _command_modules() -> list[Any]:
-    return [importlib.import_module(name) for name in commands.MODULES]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -143,6 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    # Each command imports what it runs here rather than at module level, to keep start-up
+    # light: `--help`, `check-config` and `db current` need neither the web stack, the Kafka
+    # clients nor the tools. Nothing below is imported late to dodge an import cycle.
     if args.command == "generate-feed":
         from service.tools.feedgen import generate_feed, write_feed_file
 
@@ -210,23 +212,22 @@ def _dispatch(args: argparse.Namespace) -> int:
             engine.dispose()
         return 0
     if args.command == "replay":
-        from service.ingest.replay import replay_files
+        from service.bootstrap import build_app
+        from service.ingest.replay import ProgressBar, make_clock, replay_files
 
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
         missing = [str(p) for p in args.files if not p.is_file()]
         if missing:
             print(f"labsentinel: no such file: {', '.join(missing)}", file=sys.stderr)
             return EXIT_FAILURE
-        from service.ingest.replay import ProgressBar
-
         show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
-        summary = replay_files(
-            list(args.files),
-            settings,
-            pages_out=args.pages_out,
-            clock_mode=args.clock,
-            progress=ProgressBar(sys.stderr) if show else None,
-        )
+        app = build_app(settings, pages_out=args.pages_out, clock=make_clock(args.clock))
+        try:
+            summary = replay_files(
+                list(args.files), app, progress=ProgressBar(sys.stderr) if show else None
+            )
+        finally:
+            app.close()
         print(summary.line())
         if summary.unrecorded:
             print(
@@ -241,7 +242,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         asyncio.run(run_daemon(settings, pages_out=args.pages_out))
         return 0
-    for module in _command_modules():
+    for module in COMMAND_MODULES:
         if args.command in module.COMMANDS:
             return int(module.handle(args, settings))
     raise AssertionError(f"unhandled command {args.command}")

@@ -40,7 +40,9 @@ def register(
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     if args.command != "dlq":
         raise AssertionError(f"unhandled command {args.command}")
-    from service.api import ApiContext, queries
+    # Imported here to keep the CLI's start-up light: only `dlq` needs the API's queries.
+    from service.api import ApiContext
+    from service.api.views import dead_letters as queries
     from service.bootstrap import build_app
 
     app = build_app(settings)

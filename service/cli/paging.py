@@ -21,6 +21,8 @@ from sqlmodel import Session, col
 from alerts.oncall import parse_local
 from service.runtime.settings import ConfigError, Settings
 
+# The handlers import the notify and database modules they use inside themselves, to keep
+# start-up light: every command (and `--help`) imports this module to register its parsers.
 COMMANDS: tuple[str, ...] = (
     "oncall",
     "send-test-page",
@@ -206,9 +208,14 @@ def _alerts(args: argparse.Namespace, settings: Settings) -> int:
 
             try:
                 result = acknowledge(
-                    engine, args.alert_id, who=args.by, action=args.action, note=args.note,
-                    now=datetime.now(UTC), source="cli",
-                )  # fmt: skip
+                    engine,
+                    alert_id=args.alert_id,
+                    who=args.by,
+                    action=args.action,
+                    note=args.note,
+                    now=datetime.now(UTC),
+                    source="cli",
+                )
             except AlertNotFound:
                 print(f"labsentinel: no alert {args.alert_id}", file=sys.stderr)
                 return 1
@@ -221,8 +228,10 @@ def _alerts(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 return 1
             if result.already_acknowledged:
-                print(f"alert {result.alert_id} was already acknowledged by {result.acked_by} "
-                      f"at {result.acked_at.isoformat()} ({result.action})")  # fmt: skip
+                print(
+                    f"alert {result.alert_id} was already acknowledged by {result.acked_by} "
+                    f"at {result.acked_at.isoformat()} ({result.action})"
+                )
             else:
                 print(f"alert {result.alert_id} acknowledged ({result.action})")
             return 0
@@ -233,15 +242,25 @@ def _alerts(args: argparse.Namespace, settings: Settings) -> int:
             rows = session.execute(query).scalars().all()
         docs = [
             {
-                "id": r.id, "status": r.status, "severity": r.severity, "analyte": r.analyte,
-                "value": r.value, "unit": r.unit, "patient": r.patient_id, "location": r.location,
-                "team": r.team, "escalation": r.escalation_state, "tier": r.escalation_tier,
-                "acked_by": r.acked_by, "ack_action": r.ack_action,
-                "corrective": r.corrective_drug, "silenced": r.silence_id is not None,
+                "id": r.id,
+                "status": r.status,
+                "severity": r.severity,
+                "analyte": r.analyte,
+                "value": r.value,
+                "unit": r.unit,
+                "patient": r.patient_id,
+                "location": r.location,
+                "team": r.team,
+                "escalation": r.escalation_state,
+                "tier": r.escalation_tier,
+                "acked_by": r.acked_by,
+                "ack_action": r.ack_action,
+                "corrective": r.corrective_drug,
+                "silenced": r.silence_id is not None,
                 "delivery_failed": r.delivery_failed_at is not None,
             }
             for r in rows
-        ]  # fmt: skip
+        ]
         if args.json:
             print(json.dumps(docs, indent=2, default=str))
             return 0
@@ -277,9 +296,15 @@ def _silence(args: argparse.Namespace, settings: Settings) -> int:
                 return 1
             try:
                 view = add_silence(
-                    engine, author=args.author, reason=args.reason, now=now, expires_at=expires,
-                    patient_id=args.patient, unit=args.unit, rule=args.rule,
-                )  # fmt: skip
+                    engine,
+                    author=args.author,
+                    reason=args.reason,
+                    now=now,
+                    expires_at=expires,
+                    patient_id=args.patient,
+                    unit=args.unit,
+                    rule=args.rule,
+                )
             except SilenceError as exc:
                 print(f"labsentinel: {exc}", file=sys.stderr)
                 return 1
@@ -316,8 +341,10 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
         print(f"labsentinel: no alert {args.alert_id}", file=sys.stderr)
         return 1
     if args.json:
-        docs = [{"at": e.at.isoformat(), "kind": e.kind, "summary": e.summary, "detail": e.detail}
-                for e in entries]  # fmt: skip
+        docs = [
+            {"at": e.at.isoformat(), "kind": e.kind, "summary": e.summary, "detail": e.detail}
+            for e in entries
+        ]
         print(json.dumps(docs, indent=2, default=str))
         return 0
     for e in entries:

@@ -48,6 +48,7 @@ def register(
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here to keep the CLI's start-up light: the soak tools are only for this command.
     from service.tools import soak
 
     logging.getLogger("service").setLevel(logging.ERROR)  # the fuzz run dead-letters a lot
@@ -64,25 +65,79 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             return pg.create_database(f"soak_{name}_{int(time.time())}")
 
         runs: list[tuple[str, Callable[[], soak.ScenarioResult]]] = [
-            ("sigkill", lambda: soak.scenario_sigkill(
-                broker, db("kill"), workdir / "sigkill", kills=args.kills, messages=n,
-                seed=args.seed, timeout_s=900)),
-            ("outage", lambda: soak.scenario_database_outage(
-                broker, pg, workdir / "outage", outage_s=args.outage_s, messages=n,
-                seed=args.seed + 1, timeout_s=600)),
-            ("broker", lambda: soak.scenario_broker_cut(
-                broker, db("cut"), workdir / "broker", cut_s=args.broker_cut_s, messages=n,
-                seed=args.seed + 2, timeout_s=600)),
-            ("pager", lambda: soak.scenario_flaky_pager(
-                broker, db("pager"), workdir / "pager", failures=args.pager_failures,
-                messages=n, planted=24, seed=args.seed + 3, timeout_s=600)),
-            ("instances", lambda: soak.scenario_two_instances(
-                broker, db("two"), workdir / "instances", messages=n, seed=args.seed + 4,
-                timeout_s=600)),
-            ("sigterm", lambda: soak.scenario_sigterm_burst(
-                broker, db("term"), workdir / "sigterm", stops=args.sigterms, messages=n,
-                seed=args.seed + 5, timeout_s=600)),
-        ]  # fmt: skip
+            (
+                "sigkill",
+                lambda: soak.scenario_sigkill(
+                    broker=broker,
+                    database_url=db("kill"),
+                    workdir=workdir / "sigkill",
+                    kills=args.kills,
+                    messages=n,
+                    seed=args.seed,
+                    timeout_s=900,
+                ),
+            ),
+            (
+                "outage",
+                lambda: soak.scenario_database_outage(
+                    broker=broker,
+                    pg=pg,
+                    workdir=workdir / "outage",
+                    outage_s=args.outage_s,
+                    messages=n,
+                    seed=args.seed + 1,
+                    timeout_s=600,
+                ),
+            ),
+            (
+                "broker",
+                lambda: soak.scenario_broker_cut(
+                    broker=broker,
+                    database_url=db("cut"),
+                    workdir=workdir / "broker",
+                    cut_s=args.broker_cut_s,
+                    messages=n,
+                    seed=args.seed + 2,
+                    timeout_s=600,
+                ),
+            ),
+            (
+                "pager",
+                lambda: soak.scenario_flaky_pager(
+                    broker=broker,
+                    database_url=db("pager"),
+                    workdir=workdir / "pager",
+                    failures=args.pager_failures,
+                    messages=n,
+                    planted=24,
+                    seed=args.seed + 3,
+                    timeout_s=600,
+                ),
+            ),
+            (
+                "instances",
+                lambda: soak.scenario_two_instances(
+                    broker=broker,
+                    database_url=db("two"),
+                    workdir=workdir / "instances",
+                    messages=n,
+                    seed=args.seed + 4,
+                    timeout_s=600,
+                ),
+            ),
+            (
+                "sigterm",
+                lambda: soak.scenario_sigterm_burst(
+                    broker=broker,
+                    database_url=db("term"),
+                    workdir=workdir / "sigterm",
+                    stops=args.sigterms,
+                    messages=n,
+                    seed=args.seed + 5,
+                    timeout_s=600,
+                ),
+            ),
+        ]
         for name, scenario in runs:
             if name not in wanted:
                 continue

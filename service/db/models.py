@@ -135,7 +135,8 @@ class Alert(SQLModel, table=True):
     acked_by: str = Field(default="", max_length=128)
     ack_action: str = Field(default="", max_length=64)
     ack_note: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
-    # Paging (issue #7). The escalation state is a pure function's input: alerts.escalation.
+    # Paging: who is paged and how far escalation went. Kept on the alert row so that a
+    # restart resumes where it was; the state is a pure function's input (alerts.escalation).
     team: str = Field(default="", max_length=64)
     paged_at: datetime | None = _utc(default=None, nullable=True)  # type: ignore[assignment]
     escalation_tier: int = 1

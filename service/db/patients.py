@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from parsers.events import Patient as PatientEvent
+from service.db.dialect import Conflict, insert_on_conflict
 from service.db.engine import one_of_ids
 from service.db.models import Patient
+from service.runtime.clinical import ANTIRESORPTIVE, IV_IRON
 
 _PATIENTS: Table = Patient.__table__  # type: ignore[attr-defined]
 
@@ -36,24 +37,36 @@ class PatientRecord:
     has_antiresorptive: bool
     changed: bool = False
 
+    @property
+    def exposed_to_both(self) -> bool:
+        """Orders of both interacting classes: only then can the rules find anything."""
+        return self.has_iron and self.has_antiresorptive
+
 
 def lock_patients(
-    session: Session, events: Mapping[str, PatientEvent], now: datetime
+    session: Session,
+    events: Mapping[str, PatientEvent],
+    now: datetime,
+    *,
+    also_lock: Iterable[str] = (),
 ) -> dict[str, PatientRecord]:
     """Create the patients that are new, then lock them until the transaction ends.
 
     The lock serialises all work on one patient across consumer instances (see
-    ``_serialise``), so correctness never depends on a patient's messages landing on one
+    ``lock_patient_keys``), so correctness never depends on a patient's messages landing on one
     partition: a message stored concurrently with an order for the same patient is seen by
     that order's evaluation, or evaluated itself after it. Rows are read after the locks are
     held, so they show everything committed by the previous holder.
 
     Locations in ``events`` that differ from the stored ones mark the record changed.
+    ``also_lock`` are further patients to lock (not create) in the same ordered call: the prior
+    identifiers of a merge in the batch, so that every lock of the transaction is taken in
+    one key order and two transactions cannot wait on each other.
     """
     if not events:
         return {}
     ids = sorted(events)
-    _serialise(session, ids)
+    lock_patient_keys(session, sorted({*ids, *also_lock}))
     patients = _select(session, ids)
     missing = sorted(set(events) - set(patients))
     if missing:
@@ -70,9 +83,9 @@ def lock_patients(
 
 def mark_exposure(patient: PatientRecord, drug_class: str) -> None:
     """Remember that the patient has an order of this class (evaluation is skipped without)."""
-    if drug_class == "iv_iron" and not patient.has_iron:
+    if drug_class == IV_IRON and not patient.has_iron:
         patient.has_iron = patient.changed = True
-    elif drug_class == "antiresorptive" and not patient.has_antiresorptive:
+    elif drug_class == ANTIRESORPTIVE and not patient.has_antiresorptive:
         patient.has_antiresorptive = patient.changed = True
 
 
@@ -151,23 +164,29 @@ def _new_row(pid: str, event: PatientEvent, now: datetime) -> dict[str, Any]:
 
 def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
     connection = session.connection()
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(_PATIENTS).on_conflict_do_nothing(index_elements=["patient_id"])
-    connection.execute(statement, rows)
+    new_only = Conflict(key=("patient_id",))
+    connection.execute(insert_on_conflict(_PATIENTS, connection.dialect.name, new_only), rows)
 
 
-def _serialise(session: Session, ids: list[str]) -> None:
-    """Take the per-patient locks (PostgreSQL) until the transaction ends.
+def lock_patient_keys(session: Session, patient_ids: Iterable[str]) -> None:
+    """Take the per-patient locks of ``patient_ids`` until the transaction ends; nothing else.
 
-    Transaction-scoped advisory locks on a 64-bit hash of each patient id: held in memory,
-    no tuple writes (``SELECT ... FOR UPDATE`` costs a heap write per patient per batch), and
-    released by commit or rollback. Taken in key order, so two instances cannot deadlock. A
-    hash collision only serialises two patients more than needed. SQLite has one writer at a
-    time and needs none.
+    The one patient lock: ``lock_patients`` (the pipeline), the reminder sweep and ADT merges
+    all take it, so work on one patient by any of them is serialised. Transaction-scoped
+    advisory locks on a 64-bit hash of each patient id: held in memory, no tuple writes
+    (``SELECT ... FOR UPDATE`` costs a heap write per patient per batch), and released by
+    commit or rollback. Taken in key order within one call, so two callers locking their
+    whole sets at once cannot deadlock. A hash collision only serialises two patients more
+    than needed. SQLite has one writer at a time and needs none.
+
+    Blocks until every lock is granted (or the session's ``lock_timeout`` raises
+    OperationalError); creates and reads no rows.
     """
     if session.get_bind().dialect.name != "postgresql":
         return
-    keys = sorted({_lock_key(pid) for pid in ids})
+    keys = sorted({_lock_key(pid) for pid in patient_ids})
+    if not keys:
+        return
     session.execute(
         text(
             "SELECT pg_advisory_xact_lock(k) FROM "

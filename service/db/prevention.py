@@ -1,4 +1,4 @@
-"""Tables of the prevention and follow-through work (issue #4): merges, advisories, reminders."""
+"""Tables of the prevention and follow-through work: merges, advisories, reminders."""
 
 from __future__ import annotations
 

@@ -8,11 +8,11 @@ Contract (arroyo/aiokafka style):
   is stored (worker thread), the next is parsed (event loop), and the previous one's offsets
   are committed while the next is stored.
 - No message stops the stream. Whatever staging or storing a batch raises, other than
-  ``DatabaseUnavailable``, the batch is processed again message by message
-  (:func:`process_each`). A message the pipeline cannot even dead-letter, while the database
-  answers ``SELECT 1``, is *unrecorded*: its only durable copy is then the dead-letter topic,
-  which must accept it before its offset is committed (retried until it does, or until stop,
-  in which case nothing more is committed and the process exits non-zero to re-read it).
+  ``DatabaseUnavailable``, the batch is processed again message by message (``fallback``). A
+  message the pipeline cannot even dead-letter, while the database answers ``SELECT 1``, is
+  *unrecorded*: its only durable copy is then the dead-letter topic, which must accept it
+  before its offset is committed (retried until it does, or until stop, in which case
+  nothing more is committed and the process exits non-zero to re-read it).
 - A database outage pauses the assigned partitions (the group membership and heartbeats stay
   alive), seeks back to the first offsets of the batch in flight (and of the batch fetched
   after it), and resumes once ``SELECT 1`` works. Nothing is skipped.
@@ -26,6 +26,9 @@ Contract (arroyo/aiokafka style):
 - A failed commit after a rebalance, or a retriable broker error while committing, is logged
   and passed over: the partition's next owner (or our next commit) re-reads from the last
   committed offset, and the database's de-duplication makes the re-read harmless.
+- The steps have their own modules and contracts: the pipeline (``stage_batch`` on the loop,
+  ``store_batch`` in a worker thread), ``fallback`` (message by message), ``dead_letter_topic``
+  (the copies on the topic) and ``offsets`` (what is committed, seeking back, lag).
 - Records reach the pipeline as the broker delivered them: no decoding, no copy, no size
   check here (``pipeline.max_message_bytes`` is the pipeline's, before it decodes).
 - ``stop`` (SIGTERM) ends the loop after the batch in flight is stored and committed.
@@ -37,88 +40,35 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.helpers import create_ssl_context
 from sqlalchemy.engine import Engine
 
 from service.db.engine import database_reachable
-from service.ingest.pipeline import (
-    DatabaseUnavailable,
-    Incoming,
-    Outcome,
-    Pipeline,
-    Processed,
-    Staged,
-)
+from service.ingest.dead_letter_topic import DeadLetterTopic, UnrecordedMessageError
+from service.ingest.fallback import UNRECORDED, process_each
+from service.ingest.messages import DatabaseUnavailable, Incoming, Outcome, Processed
+from service.ingest.offsets import Offsets
+from service.ingest.pipeline import Pipeline
+from service.ingest.staging import Staged
 from service.runtime import metrics
 from service.runtime.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
-# error_class of a message the pipeline could neither process nor dead-letter in the database.
-UNRECORDED = "unrecorded"
-
-
-class UnrecordedMessageError(Exception):
-    """A message has no durable copy (no database row, no dead-letter topic record) and the
-    consumer is stopping: its offset must not be committed."""
-
-    safe_message = True  # the text names a topic, partition and offset only
-
-
-def process_each(pipeline: Pipeline, engine: Engine, items: Sequence[Incoming]) -> list[Processed]:
-    """Process ``items`` one message per transaction; results in the same order.
-
-    The fallback when a whole batch raised: a message the pipeline still cannot process (nor
-    dead-letter) comes back as a ``DEAD_LETTER`` with error_class ``unrecorded`` and a
-    PHI-free reason (the exception's class), and the others are processed as usual.
-
-    A failure is blamed on the database, and DatabaseUnavailable raised (the caller pauses
-    and retries, skipping nothing), only while ``SELECT 1`` fails. A message whose processing
-    reports the database unavailable twice while ``SELECT 1`` works is the message's fault
-    (a value the database refuses, wrongly classed as an outage): without this, one such
-    message would pause the stream for ever. Blocks (database I/O).
-    """
-    results: list[Processed] = []
-    for item in items:
-        failure: Exception | None = None
-        for _attempt in range(2):
-            try:
-                results.extend(pipeline.process_batch([item]))
-                failure = None
-                break
-            except Exception as exc:  # the message's fault, unless the database is away
-                if not database_reachable(engine):
-                    raise DatabaseUnavailable(type(exc).__name__) from None
-                failure = exc
-                if not isinstance(exc, DatabaseUnavailable):
-                    break
-        if failure is not None:
-            results.append(_unrecorded(item, failure))
-    return results
-
-
-def _unrecorded(item: Incoming, failure: Exception) -> Processed:
-    log.error(
-        "message could not be processed nor dead-lettered",
-        extra={
-            "error": type(failure).__name__,
-            "source": item.source,
-            "topic": item.topic,
-            "partition": item.partition,
-            "offset": item.offset,
-        },
-    )
-    return Processed(
-        Outcome.DEAD_LETTER,
-        reason=f"not recorded: {type(failure).__name__} while processing and dead-lettering",
-        error_class=UNRECORDED,
-    )
+# The vocabulary of the consumer's callers (replay, daemon, tools, tests).
+__all__ = [
+    "UNRECORDED",
+    "Consumer",
+    "ConsumerState",
+    "UnrecordedMessageError",
+    "kafka_options",
+    "process_each",
+]
 
 
 @dataclass
@@ -161,8 +111,6 @@ def kafka_options(settings: KafkaSettings) -> dict[str, Any]:
         "security_protocol": settings.security_protocol,
     }
     if settings.security_protocol in ("SSL", "SASL_SSL"):
-        from aiokafka.helpers import create_ssl_context
-
         options["ssl_context"] = create_ssl_context(
             cafile=settings.ssl_cafile,
             certfile=settings.ssl_certfile,
@@ -192,9 +140,8 @@ class Consumer:
         self.outage_max_s = outage_max_s
         self.on_notifications = on_notifications  # e.g. wake the dispatcher
         self.state = ConsumerState()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
-        self._positions: dict[TopicPartition, int] = {}  # next offset to read, per partition
+        self.offsets = Offsets()
+        self._dead_letters: DeadLetterTopic | None = None  # once the producer has started
 
     async def run(self, stop: asyncio.Event) -> None:
         options = kafka_options(self.settings)
@@ -210,7 +157,7 @@ class Consumer:
             **options,
         )
         producer = AIOKafkaProducer(acks="all", **options)
-        self._consumer, self._producer = consumer, producer
+        self._dead_letters = DeadLetterTopic(producer, self.settings.dead_letter_topic)
         await consumer.start()
         await producer.start()
         self.state.connected = True
@@ -218,10 +165,10 @@ class Consumer:
         in_flight: _InFlight | None = None
         try:
             while not stop.is_set():
-                in_flight = await self._step(consumer, producer, in_flight, stop)
-                self._update_lag(consumer)
+                in_flight = await self._step(consumer, in_flight, stop)
+                self.offsets.update_lag(consumer)
             if in_flight is not None:  # stopping: store and commit the batch in flight
-                await self._settle(consumer, producer, in_flight, stop)
+                await self._settle(consumer, in_flight, stop)
         finally:
             self.state.connected = False
             await consumer.stop()
@@ -231,7 +178,6 @@ class Consumer:
     async def _step(
         self,
         consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
         in_flight: _InFlight | None,
         stop: asyncio.Event,
     ) -> _InFlight | None:
@@ -270,20 +216,19 @@ class Consumer:
             next_flight = _InFlight(records, task)
         if in_flight is not None and previous is not None:
             # Committing the offsets overlaps the next batch's transaction.
-            await self._finish(consumer, producer, in_flight.records, previous, stop)
+            await self._finish(consumer, in_flight.records, previous, stop)
         return next_flight
 
     async def _settle(
         self,
         consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
         in_flight: _InFlight,
         stop: asyncio.Event,
     ) -> None:
         """Wait for the batch in flight and commit its offsets (on stopping)."""
         results = await self._stored(consumer, in_flight, [], stop)
         if results is not None:
-            await self._finish(consumer, producer, in_flight.records, results, stop)
+            await self._finish(consumer, in_flight.records, results, stop)
 
     async def _stored(
         self,
@@ -298,7 +243,7 @@ class Consumer:
         try:
             return await in_flight.stored
         except DatabaseUnavailable:
-            self._seek_back(consumer, in_flight.records + fetched)
+            self.offsets.seek_back(consumer, in_flight.records + fetched)
             await self._wait_for_database(consumer, stop)
             return None
 
@@ -348,7 +293,6 @@ class Consumer:
     async def _finish(
         self,
         consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
         records: list[tuple[TopicPartition, Any]],
         results: list[Processed],
         stop: asyncio.Event,
@@ -360,44 +304,19 @@ class Consumer:
         """
         if not records:
             return
-        offsets: dict[TopicPartition, int] = {}
         self._count(records, results)
+        assert self._dead_letters is not None
         for (tp, record), result in zip(records, results, strict=True):
-            offsets[tp] = max(offsets.get(tp, -1), record.offset + 1)
             if result.outcome is not Outcome.DEAD_LETTER:
                 continue
             if result.error_class == UNRECORDED:
-                await self._publish_unrecorded(producer, tp, record, result, stop)
+                await self._dead_letters.publish_unrecorded(tp, record, result, stop)
             else:
-                await self._publish_dead_letter(producer, tp, record, result)
+                await self._dead_letters.publish(tp, record, result)
         if self.on_notifications and any(r.notifications for r in results):
             self.on_notifications()  # stored, so deliverable whether or not the commit works
-        assigned = consumer.assignment()
-        # A partition revoked by a rebalance since the fetch is not ours to commit (aiokafka
-        # refuses the whole commit with IllegalStateError); its new owner re-reads it.
-        owned = {tp: OffsetAndMetadata(o, "") for tp, o in offsets.items() if tp in assigned}
-        if not owned:
-            return
-        try:
-            await consumer.commit(owned)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # The group rebalanced under us; the new owner re-reads these messages and the
-            # database's de-duplication makes that harmless.
-            log.warning(
-                "offset commit failed after a rebalance; messages will be re-read",
-                extra={"error": type(exc).__name__},
-            )
-            return
-        except KafkaError as exc:
-            if not exc.retriable:
-                raise  # e.g. not authorised for the group: no retry will fix it
-            log.warning(
-                "offset commit failed; the next commit covers these messages",
-                extra={"error": type(exc).__name__},
-            )
-            return
-        self._positions.update({tp: m.offset for tp, m in owned.items()})
-        self.state.last_commit_at = time.perf_counter()
+        if await self.offsets.commit(consumer, records):
+            self.state.last_commit_at = time.perf_counter()
 
     def _count(self, records: list[tuple[TopicPartition, Any]], results: list[Processed]) -> None:
         """Outcome counters of a batch: summed here, then one increment per label set."""
@@ -419,79 +338,6 @@ class Consumer:
             if outcome_value == Outcome.DEAD_LETTER.value and not message_type:
                 label = "unparsed"  # a dead letter that never parsed
             metrics.messages_consumed.labels(topic, label, outcome_value).inc(count)
-
-    async def _publish_dead_letter(
-        self, producer: AIOKafkaProducer, tp: TopicPartition, record: Any, result: Processed
-    ) -> bool:
-        """Copy a dead letter to the dead-letter topic; False when the broker refused it.
-        Never raises (the database row is the durable copy; the topic feeds the interface
-        team's tools)."""
-        try:
-            await producer.send_and_wait(
-                self.settings.dead_letter_topic,
-                record.value or b"",
-                headers=_dead_letter_headers(tp, record.offset, result),
-            )
-            return True
-        except Exception as exc:  # KafkaError, or a record larger than the producer allows
-            log.warning(
-                "dead-letter topic publish failed; the database copy is kept",
-                extra={
-                    "error": type(exc).__name__,
-                    "topic": tp.topic,
-                    "partition": tp.partition,
-                    "offset": record.offset,
-                },
-            )
-            return False
-
-    async def _publish_unrecorded(
-        self,
-        producer: AIOKafkaProducer,
-        tp: TopicPartition,
-        record: Any,
-        result: Processed,
-        stop: asyncio.Event,
-    ) -> None:
-        """The dead-letter topic is an unrecorded message's only copy: retry until the broker
-        has it. A record the broker refuses for good (larger than it accepts) is published
-        without its value, so that topic, partition and offset still say where it is.
-        Raises UnrecordedMessageError when ``stop`` comes first."""
-        value: bytes = record.value or b""
-        headers = _dead_letter_headers(tp, record.offset, result)
-        delay = 0.5
-        while True:
-            try:
-                await producer.send_and_wait(
-                    self.settings.dead_letter_topic, value, headers=headers
-                )
-                return
-            except KafkaError as exc:
-                if not exc.retriable and value:
-                    value = b""
-                    headers = [*headers, ("labsentinel.value_withheld", b"refused by broker")]
-                    continue
-                log.error(
-                    "unrecorded message not yet on the dead-letter topic; retrying",
-                    extra={"error": type(exc).__name__, "topic": tp.topic,
-                           "partition": tp.partition, "offset": record.offset},
-                )  # fmt: skip
-            if stop.is_set():
-                raise UnrecordedMessageError(
-                    f"message at {tp.topic}:{tp.partition}:{record.offset} has no durable "
-                    "copy; its offset was not committed"
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-
-    def _seek_back(
-        self, consumer: AIOKafkaConsumer, remaining: list[tuple[TopicPartition, Any]]
-    ) -> None:
-        first: dict[TopicPartition, int] = {}
-        for tp, record in remaining:
-            first.setdefault(tp, record.offset)
-        for tp, offset in first.items():
-            consumer.seek(tp, offset)
 
     async def _wait_for_database(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         """Pause all partitions until the database answers; keep the group membership."""
@@ -517,24 +363,3 @@ class Consumer:
             metrics.consumer_paused.set(0)
         self.state.database_ok = True
         log.info("database reachable again; consumption resumed")
-
-    def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
-        for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            position = self._positions.get(tp)
-            if highwater is not None and position is not None:
-                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
-                    max(highwater - position, 0)
-                )
-
-
-def _dead_letter_headers(tp: TopicPartition, offset: int, result: Processed) -> list[Any]:
-    # "replace": a reason or class that ever carried a lone surrogate must not make encoding,
-    # and so the whole batch, fail.
-    return [
-        ("labsentinel.reason", result.reason.encode("utf-8", "replace")[:500]),
-        ("labsentinel.error_class", result.error_class.encode("utf-8", "replace")),
-        ("labsentinel.source_topic", tp.topic.encode("utf-8", "replace")),
-        ("labsentinel.source_partition", str(tp.partition).encode()),
-        ("labsentinel.source_offset", str(offset).encode()),
-    ]

@@ -1,11 +1,13 @@
 """Patient merges (ADT^A40/A18): everything filed under a prior identifier moves to the
 surviving one, so a merge can reveal an interaction and never hide one.
 
-Runs inside the pipeline transaction with both patients locked. Alerts are re-keyed to the
-surviving identifier (dedup keys hash the patient id), so a merge neither re-pages what was
-already paged nor "resolves" it; where the surviving patient already has the same alert, the
-prior copy is closed as ``merged``. A prior identifier becomes an alias: messages that still
-arrive under it are filed under the surviving patient.
+Runs inside the pipeline transaction, the surviving patient locked by the pipeline
+(``lock_patients``); ``merge_patients`` takes the prior patients' locks with the same
+``lock_patient_keys`` (never ``SELECT ... FOR UPDATE``), so a merge and a pipeline batch or a
+reminder sweep for the same patient exclude each other. Alerts are re-keyed to the surviving
+identifier by ``service.notify.lifecycle`` (the one writer of alerts), so a merge neither
+re-pages what was already paged nor "resolves" it. A prior identifier becomes an alias:
+messages that still arrive under it are filed under the surviving patient.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlmodel import Session, col
 
-from alerts.dedup import dedup_key
 from service.db.engine import one_of_ids
-from service.db.models import Alert, LabResultRow, MedicationOrderRow, Patient
-from service.db.patients import PatientRecord
+from service.db.models import LabResultRow, MedicationOrderRow, Patient
+from service.db.patients import PatientRecord, lock_patient_keys
 from service.db.prevention import AdvisoryRow, PatientAlias, ReminderRow
+from service.notify.lifecycle import rekey_for_merge
 
 
 def resolve_aliases(session: Session, ids: Iterable[str]) -> dict[str, str]:
@@ -47,11 +49,17 @@ def merge_patients(
     control_id: str,
     now: datetime,
 ) -> list[str]:
-    """Move the priors' rows to ``surviving``; return the prior ids that existed."""
+    """Move the priors' rows to ``surviving``; return the prior ids that existed.
+
+    Blocks until the priors' patient locks are free (a batch or a sweep on them commits).
+    The caller holds the survivor's lock.
+    """
     merged = []
-    for prior_id in sorted(set(prior_ids) - {surviving.patient_id}):
+    priors = sorted(set(prior_ids) - {surviving.patient_id})
+    lock_patient_keys(session, priors)
+    for prior_id in priors:
         prior = session.execute(
-            select(Patient).where(col(Patient.patient_id) == prior_id).with_for_update()
+            select(Patient).where(col(Patient.patient_id) == prior_id)
         ).scalar_one_or_none()
         _add_alias(session, prior_id, surviving.patient_id, control_id, now)
         if prior is None:
@@ -59,7 +67,7 @@ def merge_patients(
         merged.append(prior_id)
         _move_results(session, prior_id, surviving.patient_id)
         _move_orders(session, prior_id, surviving.patient_id)
-        _move_alerts(session, prior_id, surviving.patient_id, now)
+        rekey_for_merge(session, prior_id, surviving.patient_id, now)
         for model in (AdvisoryRow, ReminderRow):
             session.execute(
                 update(model)
@@ -128,20 +136,3 @@ def _move_orders(session: Session, prior_id: str, surviving_id: str) -> None:
         .where(col(MedicationOrderRow.patient_id) == prior_id)
         .values(patient_id=surviving_id)
     )
-
-
-def _move_alerts(session: Session, prior_id: str, surviving_id: str, now: datetime) -> None:
-    survivor_keys = set(
-        session.execute(select(col(Alert.dedup_key)).where(col(Alert.patient_id) == surviving_id))
-        .scalars()
-        .all()
-    )
-    rows = session.execute(select(Alert).where(col(Alert.patient_id) == prior_id)).scalars()
-    for row in rows:
-        new_key = dedup_key(row.rule, surviving_id, row.analyte, row.episode_start)
-        if new_key in survivor_keys:
-            row.status, row.resolved_at = "merged", now
-        else:
-            row.dedup_key = new_key
-            survivor_keys.add(new_key)
-        row.patient_id, row.updated_at = surviving_id, now

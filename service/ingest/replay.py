@@ -28,16 +28,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
+
+from sqlalchemy.engine import Engine
 
 from parsers import split_messages
 from parsers.framing import decode_message, split_segments
 from parsers.header import parse_header
-from service.bootstrap import App, build_app
 from service.db.engine import database_reachable
-from service.ingest.consumer import UNRECORDED, process_each
-from service.ingest.pipeline import DatabaseUnavailable, Incoming, Outcome, Processed
-from service.notify.dispatcher import DispatchStats
+from service.ingest.fallback import UNRECORDED, process_each
+from service.ingest.messages import DatabaseUnavailable, Incoming, Outcome, Processed
+from service.ingest.pipeline import Pipeline
+from service.notify.dispatcher import Dispatcher, DispatchStats
+from service.notify.escalation import run_escalations
+from service.notify.prevention import run_reminders
+from service.runtime.clinical import Clinical
 from service.runtime.clock import Clock, MessageClock, WallClock
 from service.runtime.settings import Settings
 
@@ -71,57 +76,64 @@ class ReplaySummary:
 
 
 def make_clock(mode: str) -> Clock:
+    """The pipeline clock of ``--clock``: "messages" (MSH-7 drives time) or "wall"."""
     return MessageClock() if mode == "messages" else WallClock()
+
+
+class ReplayApp(Protocol):
+    """What a replay runs on: the application ``service.bootstrap.build_app`` wires."""
+
+    settings: Settings
+    clinical: Clinical
+    engine: Engine
+    pipeline: Pipeline
+    dispatcher: Dispatcher
 
 
 def replay_files(
     paths: list[Path],
-    settings: Settings,
+    app: ReplayApp,
     *,
-    pages_out: Path | None = None,
-    clock_mode: str = "messages",
     batch_size: int = 500,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ReplaySummary:
-    """Raises ConfigError for bad settings and DatabaseUnavailable when the DB is down.
+    """Replay ``paths`` through ``app`` (built by the caller with ``make_clock``'s clock),
+    then deliver what is due. Blocks; the caller closes ``app``.
 
-    ``progress(file name, messages done, messages in the file)`` is called after each batch.
+    Raises DatabaseUnavailable when the database is down. ``progress(file name, messages
+    done, messages in the file)`` is called after each batch.
     """
-    clock = make_clock(clock_mode)
-    app = build_app(settings, pages_out=pages_out, clock=clock)
+    clock = app.pipeline.clock
     message_clock = clock if isinstance(clock, MessageClock) else None
     zone = app.clinical.parser.timezone
     summary = ReplaySummary()
     started = time.perf_counter()
-    try:
-        for path in paths:
-            messages = split_messages(path.read_bytes())
-            days = _DayBoundaries(zone) if message_clock else None
-            for first, chunk, crossed in _batches(messages, batch_size, days):
-                items = [
-                    Incoming(raw=raw, source="replay", topic=path.name, offset=first + index)
-                    for index, raw in enumerate(chunk)
-                ]
-                for result in _process(app, items):
-                    summary.messages += 1
-                    summary.outcomes[result.outcome] += 1
-                    summary.unrecorded += result.error_class == UNRECORDED
-                    summary.notifications += len(result.notifications)
-                if crossed and message_clock is not None:
-                    summary.notifications += run_scheduled(app, message_clock.high_water())
-                if progress is not None:
-                    progress(path.name, first + len(chunk), len(messages))
-            if message_clock is not None and messages:  # the end of the file
+    for path in paths:
+        messages = split_messages(path.read_bytes())
+        days = _DayBoundaries(zone) if message_clock else None
+        for first, chunk, crossed in _batches(messages, batch_size, days):
+            items = [
+                Incoming(raw=raw, source="replay", topic=path.name, offset=first + index)
+                for index, raw in enumerate(chunk)
+            ]
+            for result in _process(app, items):
+                summary.messages += 1
+                summary.outcomes[result.outcome] += 1
+                summary.unrecorded += result.error_class == UNRECORDED
+                summary.notifications += len(result.notifications)
+            if crossed and message_clock is not None:
                 summary.notifications += run_scheduled(app, message_clock.high_water())
-        summary.delivery = asyncio.run(_deliver(app))
-        summary.pending = app.dispatcher.pending_counts().get("pending", 0)
-    finally:
-        app.close()
+            if progress is not None:
+                progress(path.name, first + len(chunk), len(messages))
+        if message_clock is not None and messages:  # the end of the file
+            summary.notifications += run_scheduled(app, message_clock.high_water())
+    summary.delivery = asyncio.run(_deliver(app))
+    summary.pending = app.dispatcher.pending_counts().get("pending", 0)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _process(app: App, items: list[Incoming]) -> list[Processed]:
+def _process(app: ReplayApp, items: list[Incoming]) -> list[Processed]:
     """The batch through the pipeline; if the batch raises, message by message, so that one
     message the pipeline cannot handle neither stops the replay nor hides the others.
     Raises DatabaseUnavailable while the database does not answer ``SELECT 1``."""
@@ -161,21 +173,18 @@ class ProgressBar:
         self.stream.flush()
 
 
-async def _deliver(app: App) -> DispatchStats:
+async def _deliver(app: ReplayApp) -> DispatchStats:
     try:
         return await app.dispatcher.drain()
     finally:
         await app.dispatcher.close()
 
 
-def run_scheduled(app: App, now: datetime) -> int:
+def run_scheduled(app: ReplayApp, now: datetime) -> int:
     """The daemon's scheduled jobs at ``now`` (the message clock): monitoring reminders, then
-    escalations. Returns how many notifications they queued."""
-    from service.notify.escalation import run_escalations
-    from service.notify.prevention import run_reminders
-
+    escalations. Returns how many notifications they queued. Blocks."""
     delivery = app.pipeline.delivery
-    reminders = run_reminders(app.engine, app.settings, app.clinical, now, delivery=delivery)
+    reminders = run_reminders(app.engine, app.clinical, now, delivery=delivery)
     escalations = run_escalations(app.engine, app.settings, now, paging=delivery.paging)
     return len(reminders.sent) + len(escalations.escalated)
 

@@ -1,119 +1,29 @@
-"""Queries of the pipeline transaction: de-duplication, patient lock, results, orders, history.
+"""The writes of the pipeline transaction: message claims (de-duplication), results, orders
+and dead-letter rows, with the row builders they take.
 
-Every function takes the caller's ``Session`` and never commits: the pipeline owns the
-transaction, so a message's effects are stored all together or not at all.
+Every function takes the caller's ``Session``, blocks on the database and never commits: the
+pipeline owns the transaction, so a message's effects are stored all together or not at all.
+What evaluation reads back is ``service.db.patient_history``.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, case, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, col
+from sqlalchemy import ColumnElement, Table, case
+from sqlmodel import Session
 
-from alerts.model import (
-    ANALYTE_ALBUMIN,
-    ANALYTE_CORRECTED_CALCIUM,
-    TRIGGER_ANALYTES,
-    AlertState,
-    PatientHistory,
-    Severity,
-    StoredOrder,
-    StoredResult,
-)
 from parsers.events import LabResult, MedicationOrder, MessageHeader
 from service.db import staging
-from service.db.models import (
-    Alert,
-    DeadLetter,
-    LabResultRow,
-    MedicationOrderRow,
-    Patient,
-    ProcessedMessage,
-)
-from service.db.patients import PatientRecord
-
-EVALUATED_ANALYTES = frozenset((*TRIGGER_ANALYTES, ANALYTE_CORRECTED_CALCIUM, ANALYTE_ALBUMIN))
+from service.db.dialect import Columns, Conflict, insert_on_conflict, postgresql_text
+from service.db.models import DeadLetter, LabResultRow, MedicationOrderRow, ProcessedMessage
 
 
 def _table(model: type[Any]) -> Table:
     return model.__table__  # type: ignore[no-any-return]
-
-
-@functools.cache
-def _statements(dialect: str) -> dict[str, Any]:
-    """Core statements built once per dialect and executed with parameter lists.
-
-    Building ORM-enabled statements per row cost more than the database work itself; these are
-    compiled once and sent as executemany (multi-row VALUES on PostgreSQL).
-    """
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    processed_table = _table(ProcessedMessage)
-    # RETURNING says which rows were inserted, on every backend (psycopg reports rowcount -1
-    # for these statements).
-    processed = (
-        insert(processed_table)
-        .on_conflict_do_nothing(index_elements=list(_CLAIM_KEY))
-        .returning(*(processed_table.c[name] for name in _CLAIM_KEY))
-    )
-    results_table = _table(LabResultRow)
-    results = insert(results_table)
-    new, old = results.excluded, results_table.c
-    results = results.on_conflict_do_update(
-        index_elements=list(_RESULT_KEY),
-        set_={
-            name: case((new.value.is_(None), old[name]), else_=new[name])
-            if name in _VALUE_FIELDS
-            else new[name]
-            for name in _result_values()
-        },
-        # Messages arrive out of order: an older version never overwrites a newer one.
-        where=results_table.c.message_time <= results.excluded.message_time,
-    )
-    orders = insert(_table(MedicationOrderRow)).on_conflict_do_nothing(
-        index_elements=["patient_id", "control_id", "order_key"]
-    )
-    dead_letters = insert(_table(DeadLetter)).on_conflict_do_nothing(
-        index_elements=["location_key"]
-    )
-    return {
-        "processed": processed,
-        "results": results,
-        "orders": orders,
-        "dead_letters": dead_letters,
-    }
-
-
-@functools.cache
-def _staged_conflicts() -> dict[str, tuple[Table, str, str]]:
-    """PostgreSQL: (table, ON CONFLICT clause, RETURNING list) of the COPY-staged writes: the
-    same rules as ``_statements``, as SQL text for ``staging.write``."""
-    claim_key, result_key = ", ".join(_CLAIM_KEY), ", ".join(_RESULT_KEY)
-    replaced = ", ".join(
-        f"{name} = CASE WHEN excluded.value IS NULL THEN lab_results.{name} "
-        f"ELSE excluded.{name} END"
-        if name in _VALUE_FIELDS
-        else f"{name} = excluded.{name}"
-        for name in _result_values()
-    )
-    return {
-        "processed": (
-            _table(ProcessedMessage),
-            f"ON CONFLICT ({claim_key}) DO NOTHING",
-            claim_key,
-        ),
-        "results": (
-            _table(LabResultRow),
-            f"ON CONFLICT ({result_key}) DO UPDATE SET {replaced} "
-            # Messages arrive out of order: an older version never overwrites a newer one.
-            "WHERE lab_results.message_time <= excluded.message_time",
-            "",
-        ),
-    }
 
 
 # The primary keys the claims and results are upserted on (migration 0004).
@@ -131,16 +41,69 @@ def _result_values() -> list[str]:
     return [c.name for c in _table(LabResultRow).c if c.name not in _RESULT_KEY]
 
 
+def _newer_version(new: Columns, old: Columns) -> dict[str, Any]:
+    return {
+        name: case((new.value.is_(None), old[name]), else_=new[name])
+        if name in _VALUE_FIELDS
+        else new[name]
+        for name in _result_values()
+    }
+
+
+def _not_older(new: Columns, old: Columns) -> ColumnElement[bool]:
+    # Messages arrive out of order: an older version never overwrites a newer one.
+    return old.message_time <= new.message_time  # type: ignore[no-any-return]
+
+
+# Each table's conflict rule, written once for every dialect and for the COPY path.
+_CONFLICTS: dict[str, tuple[type[Any], Conflict, tuple[str, ...]]] = {
+    # RETURNING says which claims were new, on every backend (psycopg reports rowcount -1).
+    "processed": (ProcessedMessage, Conflict(key=_CLAIM_KEY), _CLAIM_KEY),
+    "results": (
+        LabResultRow,
+        Conflict(key=_RESULT_KEY, update=_newer_version, where=_not_older),
+        (),
+    ),
+    "orders": (MedicationOrderRow, Conflict(key=("patient_id", "control_id", "order_key")), ()),
+    "dead_letters": (DeadLetter, Conflict(key=("location_key",)), ()),
+}
+# Written on PostgreSQL by COPY into a staging table, then one INSERT ... SELECT.
+_STAGED = frozenset({"processed", "results"})
+
+
+@functools.cache
+def _statement(name: str, dialect: str) -> Any:
+    """Core statement ``name`` built once per dialect and executed with parameter lists.
+
+    Building ORM-enabled statements per row cost more than the database work itself; these are
+    compiled once and sent as executemany (multi-row VALUES on PostgreSQL).
+    """
+    model, conflict, returning = _CONFLICTS[name]
+    return insert_on_conflict(_table(model), dialect, conflict, returning=returning)
+
+
+@functools.cache
+def _staged_move(name: str) -> str:
+    """PostgreSQL: the SQL text moving ``name``'s COPY-staged rows into its table."""
+    model, conflict, returning = _CONFLICTS[name]
+    table = _table(model)
+    statement = insert_on_conflict(
+        table, "postgresql", conflict, returning=returning, source=staging.staged_source(table)
+    )
+    return postgresql_text(statement)
+
+
 def _run(session: Session, name: str, params: Any) -> Any:
     """Execute statement ``name`` for a list of rows: dicts, or the NamedTuple rows of the
-    staged tables (``ClaimRow``, ``ResultRow``)."""
+    staged tables (``ClaimRow``, ``ResultRow``). Blocks on the database; never commits."""
     connection = session.connection()
-    if name in _staged_conflicts():
+    if name in _STAGED:
         if connection.dialect.name == "postgresql":
-            table, conflict, returning = _staged_conflicts()[name]
-            return staging.write(session, table, params, conflict, returning)
+            model, _conflict, returning = _CONFLICTS[name]
+            move = _staged_move(name)
+            return staging.write(session, _table(model), params, move, returning=bool(returning))
         params = [row._asdict() for row in params]
-    return connection.execute(_statements(connection.dialect.name)[name], params)
+    return connection.execute(_statement(name, connection.dialect.name), params)
 
 
 class ClaimRow(NamedTuple):
@@ -178,18 +141,6 @@ def result_key(result: LabResult) -> str:
     if result.occurrence > 1:
         key += f"#{result.occurrence}"
     return key[:255]
-
-
-def specimen_of(result_key: str) -> str:
-    """The order (OBR) a stored result was reported in: the anchor of its result key, or ""
-    when the result had no order id (its anchor is then its observation time)."""
-    anchor = result_key.partition("|")[0]
-    return "" if _looks_like_time(anchor) else anchor
-
-
-def _looks_like_time(anchor: str) -> bool:
-    # result_key() anchors a result without an order id on observed_at.isoformat().
-    return len(anchor) >= 19 and anchor[4] == "-" and anchor[10] == "T"
 
 
 class ResultRow(NamedTuple):
@@ -320,90 +271,3 @@ def insert_orders(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 def insert_dead_letters(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         _run(session, "dead_letters", list(rows))
-
-
-def load_history(
-    session: Session,
-    patient: Patient | PatientRecord,
-    now: datetime,
-    history_days: int,
-    hidden: frozenset[str] = frozenset(),
-) -> PatientHistory:
-    """All catalogued orders of the patient and its mineral results of the last history_days.
-
-    Rows written by the messages whose control ids are ``hidden`` are left out: a batch
-    evaluates each message against what had arrived up to it, as message-by-message
-    processing would.
-    """
-    orders = session.execute(
-        select(MedicationOrderRow).where(col(MedicationOrderRow.patient_id) == patient.patient_id)
-    ).scalars()
-    since = now - timedelta(days=history_days)
-    results = session.execute(
-        select(LabResultRow).where(
-            col(LabResultRow.patient_id) == patient.patient_id,
-            col(LabResultRow.observed_at) >= since,
-            LabResultRow.analyte.in_(EVALUATED_ANALYTES),  # type: ignore[attr-defined]
-        )
-    ).scalars()
-    return PatientHistory(
-        patient_id=patient.patient_id,
-        location=patient.location,
-        orders=tuple(stored_order(o) for o in orders if _message_of(o) not in hidden),
-        results=tuple(stored_result(r) for r in results if r.control_id not in hidden),
-    )
-
-
-def _message_of(row: MedicationOrderRow) -> str:
-    """The control id of the message that wrote an order row (see ``order_row``)."""
-    base, mark, position = row.control_id.rpartition("#")
-    return base if mark and position.isdigit() else row.control_id
-
-
-def stored_order(row: MedicationOrderRow) -> StoredOrder:
-    """A stored order message as the clinical core reads it."""
-    return StoredOrder(
-        order_key=row.order_key,
-        order_control=row.order_control,
-        drug=row.drug,
-        route=row.route,
-        dose_at=row.dose_at,
-        end_at=row.end_at,
-        message_time=row.message_time,
-        ordering_provider=row.ordering_provider,
-        administered=row.administered,
-        completion_status=row.completion_status,
-    )
-
-
-def stored_result(row: LabResultRow) -> StoredResult:
-    """A stored result as the clinical core reads it."""
-    return StoredResult(
-        result_key=row.result_key,
-        analyte=row.analyte,
-        value=row.value,
-        comparator=row.comparator,
-        unit=row.unit,
-        status=row.status,
-        observed_at=row.observed_at,
-        received_at=row.received_at,
-        reference_range=row.reference_range,
-        code=row.code,
-        specimen=specimen_of(row.result_key),
-    )
-
-
-def load_alerts(session: Session, patient_id: str) -> dict[str, Alert]:
-    rows = session.execute(
-        select(Alert).where(col(Alert.patient_id) == patient_id, col(Alert.status) != "merged")
-    ).scalars()
-    return {row.dedup_key: row for row in rows}
-
-
-def alert_state(row: Alert) -> AlertState:
-    return AlertState(
-        dedup_key=row.dedup_key,
-        severity=Severity.parse(row.severity),
-        value_canonical=row.value_canonical,
-        status=row.status,
-    )

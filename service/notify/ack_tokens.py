@@ -1,8 +1,9 @@
-"""Signed, expiring acknowledgement links, and recording an acknowledgement.
+"""Signed, expiring acknowledgement links, and what an acknowledgement can say was done.
 
-A page carries ``{base_url}/ack/{token}``. The token names the alert (by id and dedup key) and
-an expiry, signed with HMAC-SHA256 under the site's ack secret; it carries no patient data, so
-nothing identifying ends up in a URL, a proxy log or a browser history.
+A page carries ``{base_url}/ack/{token}``. The token is a ``service.runtime.signing`` token
+(the one signed-token format of the service) under the site's ack secret and the ack salt: its
+payload names the alert (``alert``: id, ``key``: dedup key) and an expiry (``exp``). It carries
+no patient data, so nothing identifying ends up in a URL, a proxy log or a browser history.
 
 Refused tokens say why (``forged``, ``expired``, ``malformed``, ``other-alert``) so the page
 can tell the clinician what to do, never why a forgery failed in detail.
@@ -10,15 +11,14 @@ can tell the clinician what to do, never why a forgery failed in detail.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-_VERSION = "1"
+from service.runtime.signing import BadToken, Signer
+
+# Separates ack links from every other token signed with the same secret (the session cookie).
+SALT = "labsentinel ack link"
 
 # What a clinician can say was done (the intervention record a pharmacy review runs on).
 ACK_ACTIONS: dict[str, str] = {
@@ -53,23 +53,12 @@ def new_secret() -> bytes:
     return secrets.token_bytes(32)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def make_ack_token(
     secret: bytes, alert_id: int, dedup_key: str, now: datetime, ttl: timedelta
 ) -> str:
-    expires = int((now + ttl).timestamp())
-    body = _b64(
-        json.dumps([_VERSION, alert_id, dedup_key, expires], separators=(",", ":")).encode()
-    )
-    signature = _b64(hmac.new(secret, body.encode(), hashlib.sha256).digest())
-    return f"{body}.{signature}"
+    """The token of an ack link for ``alert_id``, valid from ``now`` for ``ttl``. Never blocks."""
+    payload = {"alert": alert_id, "key": dedup_key, "exp": int((now + ttl).timestamp())}
+    return Signer(secret, SALT).dumps(payload, now=now.timestamp())
 
 
 def verify_ack_token(
@@ -77,24 +66,21 @@ def verify_ack_token(
 ) -> AckClaim:
     """Check signature, expiry and (when given) that the token is for ``alert_id``.
 
-    Raises InvalidAckToken. Constant-time signature comparison.
+    Raises ``InvalidAckToken`` with the reason; the signature is compared in constant time and
+    checked before anything is decoded. Never blocks.
     """
     try:
-        body, signature = token.split(".", 1)
-        expected = _b64(hmac.new(secret, body.encode(), hashlib.sha256).digest())
-    except ValueError:
-        raise InvalidAckToken("malformed") from None
-    if not hmac.compare_digest(expected, signature):
-        raise InvalidAckToken("forged")
+        claims = Signer(secret, SALT).loads(token, now=now.timestamp())
+    except BadToken as exc:
+        raise InvalidAckToken(exc.reason) from None
     try:
-        version, claimed_id, dedup_key, expires = json.loads(_unb64(body))
-        if version != _VERSION:
-            raise ValueError
-        claim = AckClaim(int(claimed_id), str(dedup_key), datetime.fromtimestamp(expires, UTC))
-    except (ValueError, TypeError):
+        claim = AckClaim(
+            alert_id=int(claims["alert"]),
+            dedup_key=str(claims["key"]),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        )
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise InvalidAckToken("malformed") from None
-    if now >= claim.expires_at:
-        raise InvalidAckToken("expired")
     if alert_id is not None and claim.alert_id != alert_id:
         raise InvalidAckToken("other-alert")
     return claim

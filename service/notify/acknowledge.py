@@ -13,30 +13,23 @@ exactly what the pages said.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from alerts.notification import notification_from_json
-from service.db.models import Alert, AlertEvent, NotificationRow, OutboxRow
+from service.db.models import Alert
 from service.notify import ack_tokens as acks
+from service.notify import lifecycle, outbox
 from service.notify import metrics as paging_metrics
+from service.notify.lifecycle import AlertNotFound
 
-if TYPE_CHECKING:
-    from service.runtime.settings import Settings
+__all__ = ["ACK_SOURCES", "AckResult", "AlertNotFound", "UnknownAction", "acknowledge"]
 
 ACK_SOURCES = ("link", "api", "cli")
-PAGE_EVENTS = ("alert", "update", "escalation")
+# Deadline of the acknowledged notice when the alert's pages left no outbox rows to copy it from.
 _DEFAULT_DEADLINE = timedelta(hours=1)
-
-
-class AlertNotFound(LookupError):
-    """No alert with that id."""
 
 
 class UnknownAction(ValueError):
@@ -64,7 +57,9 @@ def acknowledge(
     now: datetime,
     source: str,
 ) -> AckResult:
-    """Acknowledge ``alert_id`` (see the module doc). Raises AlertNotFound, UnknownAction."""
+    """Acknowledge ``alert_id`` (see the module doc) in its own transaction, the alert's row
+    locked. Raises AlertNotFound, UnknownAction, ValueError (unknown ``source``); blocks on
+    the database."""
     if action not in acks.ACK_ACTIONS:
         raise UnknownAction(action)
     if source not in ACK_SOURCES:
@@ -73,39 +68,33 @@ def acknowledge(
     note = (note or "").strip()[:2000]
     queued_at = datetime.now(UTC)
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        row = session.execute(
-            select(Alert).where(col(Alert.id) == alert_id).with_for_update()
-        ).scalar_one_or_none()
-        if row is None:
-            raise AlertNotFound(alert_id)
+        row = lifecycle.lock_alert(session, alert_id)
         if row.acked_at is not None:
             return AckResult(
-                alert_id, row.dedup_key, row.acked_at, row.acked_by, row.ack_action,
-                row.ack_note, True,
-            )  # fmt: skip
-        row.acked_at, row.acked_by, row.ack_action, row.ack_note = now, who, action, note
-        if row.escalation_state in ("", "active"):
-            row.escalation_state = "acked"
-        row.updated_at = max(row.updated_at, now)
-        session.add(row)
-        nid = _queue_acknowledged(session, row, now, queued_at)
-        session.add(
-            AlertEvent(
                 alert_id=alert_id,
-                kind="acknowledged",
-                at=now,
-                actor=who,
-                notification_id=nid or "",
-                detail=json.dumps(
-                    {
-                        "action": action,
-                        "label": acks.ACK_ACTIONS[action],
-                        "note": note,
-                        "source": source,
-                    },
-                    sort_keys=True,
-                ),  # fmt: skip
+                dedup_key=row.dedup_key,
+                acked_at=row.acked_at,
+                acked_by=row.acked_by,
+                action=row.ack_action,
+                note=row.ack_note,
+                already_acknowledged=True,
             )
+        lifecycle.acknowledge(session, row, who=who, action=action, note=note, now=now)
+        nid = _queue_acknowledged(session, row, now, queued_at)
+        detail = {
+            "action": action,
+            "label": acks.ACK_ACTIONS[action],
+            "note": note,
+            "source": source,
+        }
+        lifecycle.record_event(
+            session,
+            alert_id,
+            "acknowledged",
+            now,
+            notification_id=nid or "",
+            detail=detail,
+            actor=who,
         )
         first_page = row.paged_at or row.created_at
         severity = row.severity
@@ -113,99 +102,46 @@ def acknowledge(
     if first_page is not None:
         seconds = max((now - first_page).total_seconds(), 0.0)
         paging_metrics.time_to_ack.labels(severity).observe(seconds)
-    return AckResult(alert_id, row.dedup_key, now, who, action, note, False)
+    return AckResult(
+        alert_id=alert_id,
+        dedup_key=row.dedup_key,
+        acked_at=now,
+        acked_by=who,
+        action=action,
+        note=note,
+        already_acknowledged=False,
+    )
 
 
 def _queue_acknowledged(
     session: Session, row: Alert, now: datetime, queued_at: datetime
 ) -> str | None:
-    """Queue the ``acknowledged`` notification to the routes that got the pages."""
-    last = session.execute(
-        select(NotificationRow)
-        .where(col(NotificationRow.alert_id) == row.id)
-        .order_by(col(NotificationRow.id).desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    if last is None:
-        return None
-    routes = session.execute(
-        select(
-            col(OutboxRow.channel),
-            col(OutboxRow.recipient),
-            col(OutboxRow.created_at),
-            col(OutboxRow.deadline_at),
-        )
-        .join(
-            NotificationRow, col(NotificationRow.notification_id) == col(OutboxRow.notification_id)
-        )
-        .where(
-            col(NotificationRow.alert_id) == row.id,
-            col(NotificationRow.event).in_(PAGE_EVENTS),
-        )
-    ).all()
-    # Imported here: service.notify.alerting imports this module's ack_link.
-    from service.notify.alerting import notification_id
-
-    row.notification_seq += 1
-    nid = notification_id(row.dedup_key, "acknowledged", row.notification_seq)
-    base = notification_from_json(json.loads(last.payload))
-    extra = dict(base.extra)
-    extra["ack"] = {
+    """Queue the ``acknowledged`` notification to the routes that got the pages; its id, or
+    None when the alert has no notification to copy."""
+    alert_id = row.id or 0
+    nid = outbox.notification_id(row.dedup_key, "acknowledged", row.notification_seq + 1)
+    ack = {
         "by": row.acked_by,
         "at": now.isoformat(),
         "action": row.ack_action,
         "note": row.ack_note,
     }
-    notification = replace(
-        base, notification_id=nid, event="acknowledged", created_at=now.isoformat(),
-        ack_url="", actions=(), extra=extra,
-    )  # fmt: skip
-    session.add(
-        NotificationRow(
-            notification_id=nid,
-            alert_id=row.id,
-            dedup_key=row.dedup_key,
-            event="acknowledged",
-            severity=row.severity,
-            payload=json.dumps(notification.to_json(), sort_keys=True),
-            created_at=now,
-        )
+    notification = outbox.copy_last_notification(
+        session, alert_id, notification_id=nid, event="acknowledged", now=now, extra={"ack": ack}
     )
-    deadline = max(
-        (deadline_at - created for _, _, created, deadline_at in routes),
-        default=_DEFAULT_DEADLINE,
+    if notification is None:
+        return None
+    lifecycle.next_notification_seq(session, row)
+    routes, deadline = outbox.page_routes(session, alert_id, _DEFAULT_DEADLINE)
+    outbox.store_notification(
+        session,
+        notification,
+        routes,
+        alert_id=alert_id,
+        team=row.team,
+        now=now,
+        queued_at=queued_at,
+        deadline=deadline,
+        severity=row.severity,
     )
-    for channel, recipient in sorted({(c, r) for c, r, _, _ in routes}):
-        session.add(
-            OutboxRow(
-                notification_id=nid,
-                channel=channel,
-                recipient=recipient,
-                next_attempt_at=queued_at,
-                deadline_at=queued_at + deadline,
-                created_at=queued_at,
-            )
-        )
     return nid
-
-
-_SECRETS: dict[int, bytes] = {}
-
-
-def ack_secret(settings: Settings) -> bytes:
-    """The HMAC key of ack links: ``api.ack_secret``, else one random key per process."""
-    configured = settings.api.ack_secret
-    if configured is not None and configured.get_secret_value():
-        return configured.get_secret_value().encode()
-    return _SECRETS.setdefault(0, acks.new_secret())
-
-
-def ack_link(settings: Settings, alert_id: int, dedup_key: str, now: datetime) -> str:
-    token = acks.make_ack_token(
-        ack_secret(settings),
-        alert_id,
-        dedup_key,
-        now,
-        timedelta(hours=settings.api.ack_link_ttl_hours),
-    )
-    return acks.ack_url(settings.api.base_url, token)

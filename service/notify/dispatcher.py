@@ -18,6 +18,12 @@ patient identity as ``paging.page_identity`` allows.
 
 Several instances may dispatch from one PostgreSQL: claiming uses ``FOR UPDATE SKIP LOCKED``
 plus a lease, so a row is sent by one instance at a time and a crashed instance's lease ends.
+
+Writers: the dispatcher is the outbox's consumer, so it updates the outbox rows it claimed
+(lease, attempts, status, next attempt) and writes ``delivery_attempts`` itself. New outbox
+rows (the fallback route) are ``service.notify.outbox``'s to write, and the alert's failure
+mark and history ``service.notify.lifecycle``'s. Who the fallback route is and how much
+identity a page carries are ``service.notify.routes``'s (pure).
 """
 
 from __future__ import annotations
@@ -29,19 +35,19 @@ import random
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from alerts.identity import patient_key, split_patient_key
 from alerts.notification import Notification, notification_from_json
 from alerts.pagers.base import DeliveryResult, Outcome, Pager
-from service.db.models import Alert, DeliveryAttempt, NotificationRow, OutboxRow
+from service.db.models import DeliveryAttempt, NotificationRow, OutboxRow
+from service.notify import lifecycle, outbox, routes
 from service.notify import metrics as paging_metrics
-from service.notify.alerting import PAGING_TYPES, Paging, record_event
+from service.notify.delivery import Paging
 from service.runtime import metrics
 from service.runtime.clock import Clock, WallClock
 from service.runtime.settings import DispatcherSettings
@@ -210,22 +216,12 @@ class Dispatcher:
 
     def _for_channel(self, notification: Notification, channel: str) -> Notification:
         """Apply ``paging.page_identity`` on channels that reach people (wctp, smtp, webhook)."""
-        paging = self.paging
-        if paging is None:
+        if self.paging is None:
             return notification
-        settings = paging.settings
+        settings = self.paging.settings
         configured = settings.channels.get(channel)
-        if configured is None or configured.type not in PAGING_TYPES:
-            return notification
-        identity = settings.paging.page_identity
-        if identity == "masked":
-            # The identifier's last four characters; the authority says which hospital's.
-            identifier, authority = split_patient_key(notification.patient_id)
-            masked = "*" * max(len(identifier) - 4, 0) + identifier[-4:]
-            return replace(notification, patient_id=patient_key(masked, authority))
-        if identity == "location":
-            return replace(notification, patient_id="")
-        return notification
+        channel_type = configured.type if configured is not None else None
+        return routes.page_identity(notification, channel_type, settings.paging.page_identity)
 
     async def _send(self, item: Claimed) -> Attempt:
         started = time.perf_counter()
@@ -308,35 +304,13 @@ class Dispatcher:
         """Make a failed delivery visible on its alert and queue the fallback route."""
         fallback: list[tuple[str, str]] = []
         if self.paging is not None and not row.fallback:
-            existing = set(
-                session.execute(
-                    select(col(OutboxRow.channel), col(OutboxRow.recipient)).where(
-                        col(OutboxRow.notification_id) == row.notification_id
-                    )
-                ).all()
-            )
-            for channel, recipient in self.paging.routing.fallback_deliveries(now):
-                if (channel, recipient) in existing:
-                    continue
-                fallback.append((channel, recipient))
-                session.add(
-                    OutboxRow(
-                        notification_id=row.notification_id,
-                        channel=channel,
-                        recipient=recipient,
-                        next_attempt_at=now,
-                        deadline_at=now + self.paging.deadline,
-                        created_at=now,
-                        fallback=True,
-                    )
-                )
+            already = outbox.routes_of(session, row.notification_id)
+            fallback = routes.fallback_routes(self.paging.routing, already, now)
+            outbox.queue_fallback(session, row.notification_id, fallback, now, self.paging.deadline)
             if fallback:
                 paging_metrics.fallbacks.labels(row.channel).inc()
         if item.alert_id is None:
             return
-        alert = session.get(Alert, item.alert_id)
-        if alert is not None and alert.delivery_failed_at is None:
-            alert.delivery_failed_at = now
         detail: dict[str, object] = {
             "channel": row.channel,
             "recipient": row.recipient,
@@ -344,7 +318,7 @@ class Dispatcher:
             "error": result.detail[:255],
             "fallback": [f"{c}:{r}" for c, r in fallback],
         }
-        record_event(session, item.alert_id, "delivery-failed", now, row.notification_id, detail)
+        lifecycle.mark_delivery_failed(session, item.alert_id, now, row.notification_id, detail)
 
     def _log(self, item: Claimed, result: DeliveryResult, state: str) -> None:
         fields = {

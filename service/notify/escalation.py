@@ -28,9 +28,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -38,33 +37,31 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from alerts.escalation import (
-    CorrectiveConfig,
+    Decision,
     EscalationState,
     Step,
     TherapyMessage,
     corrective_stops,
     decide,
 )
-from alerts.notification import notification_from_json
-from service.db.models import Alert, AlertEvent, MedicationOrderRow, NotificationRow
+from service.db.models import Alert, AlertEvent, MedicationOrderRow
+from service.notify import lifecycle, outbox
 from service.notify import metrics as paging_metrics
-from service.notify.acknowledge import ack_link
-from service.notify.alerting import (
-    Paging,
-    active_silence,
-    load_paging,
-    notification_id,
-    queue_notification,
-    record_event,
-    routed_delivery,
-)
+from service.notify.ack_links import ack_link
+from service.notify.delivery import Paging, paging_for, routed_delivery
+from service.notify.ports import NotifyApp
+from service.notify.silences import active_silence
 from service.runtime.clock import MessageClock
 from service.runtime.scheduling import run_every
+from service.runtime.settings import Settings
 
-if TYPE_CHECKING:
-    from service.bootstrap import App
-    from service.daemon import Daemon
-    from service.runtime.settings import Settings
+__all__ = [
+    "EscalationComponent",
+    "EscalationReport",
+    "install_paging",
+    "paging_for",
+    "run_escalations",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +76,13 @@ class EscalationReport:
     exhausted: list[int] = field(default_factory=list)
 
 
-def install_paging(app: App) -> Paging | None:
+def install_paging(app: NotifyApp) -> Paging | None:
     """Wire routing into an App built by bootstrap: routed pipeline deliveries, the
     dispatcher's fallback route and page identity. Idempotent; raises ConfigError."""
     delivery = routed_delivery(app.pipeline.delivery, app.settings)
     app.pipeline.delivery = delivery
     app.dispatcher.paging = delivery.paging
     return delivery.paging
-
-
-def paging_for(settings: Settings) -> Paging | None:
-    channels = [name for name, ch in settings.channels.items() if ch.enabled]
-    return load_paging(settings, channels)
 
 
 def run_escalations(
@@ -101,7 +93,11 @@ def run_escalations(
     paging: Paging | None = None,
     queued_at: datetime | None = None,
 ) -> EscalationReport:
-    """Take every escalation step due at ``now`` (see the module doc)."""
+    """Take every escalation step due at ``now`` (see the module doc).
+
+    Each alert in its own transaction; a step another instance took first is skipped. Raises
+    ConfigError (routing file) and SQLAlchemyError (database); blocks on the database.
+    """
     paging = paging or paging_for(settings)
     report = EscalationReport()
     if paging is None:
@@ -123,6 +119,21 @@ def run_escalations(
     return report
 
 
+def _state(row: Alert, silenced: bool) -> EscalationState:
+    return EscalationState(
+        status=row.status,
+        severity=row.severity,
+        state=row.escalation_state,
+        paged_at=row.paged_at,
+        tier=row.escalation_tier,
+        round=row.escalation_round,
+        step=row.escalation_step,
+        acked_at=row.acked_at,
+        corrective_at=row.corrective_at,
+        silenced=silenced,
+    )
+
+
 def _step(
     engine: Engine,
     paging: Paging,
@@ -133,37 +144,23 @@ def _step(
 ) -> None:
     routing = paging.routing
     with Session(engine, expire_on_commit=False) as session, session.begin():
-        row = session.execute(
-            select(Alert).where(col(Alert.id) == alert_id).with_for_update()
-        ).scalar_one_or_none()
-        if row is None or row.status != "open" or row.team not in routing.teams:
+        try:
+            row = lifecycle.lock_alert(session, alert_id)
+        except lifecycle.AlertNotFound:
+            return
+        if row.status != "open" or row.team not in routing.teams:
             return
         if row.corrective_at is None and _corrective(session, paging, row, now, report):
             report.stopped.append((alert_id, "corrective"))
             return
         team = routing.teams[row.team]
         silenced = active_silence(session, row, now) is not None
-        state = EscalationState(
-            status=row.status,
-            severity=row.severity,
-            state=row.escalation_state,
-            paged_at=row.paged_at,
-            tier=row.escalation_tier,
-            round=row.escalation_round,
-            step=row.escalation_step,
-            acked_at=row.acked_at,
-            corrective_at=row.corrective_at,
-            silenced=silenced,
-        )
+        state = _state(row, silenced)
         decision = decide(state, routing.policy_of(row.team), team.schedule.tier_count, now)
         if decision.step is Step.NONE:
             return
         if decision.step is Step.EXHAUSTED:
-            row.escalation_state = "exhausted"
-            record_event(
-                session, alert_id, "escalation-exhausted", now, "",
-                {"tier": row.escalation_tier, "round": row.escalation_round},
-            )  # fmt: skip
+            lifecycle.exhaust_escalation(session, row, now)
             paging_metrics.escalations.labels(row.severity, "exhausted").inc()
             report.exhausted.append(alert_id)
             log.warning(
@@ -171,61 +168,63 @@ def _step(
                 extra={"alert_id": alert_id, "team": row.team},
             )
             return
-        if decision.step is Step.ACK_TIMEOUT:
-            record_event(
-                session, alert_id, "ack-timeout", now, "",
-                {"acked_at": row.acked_at.isoformat() if row.acked_at else None,
-                 "acked_by": row.acked_by, "action": row.ack_action},
-            )  # fmt: skip
-            row.acked_at, row.acked_by, row.ack_action, row.ack_note = None, "", "", ""
-        row.escalation_state = "active"
-        row.escalation_tier, row.escalation_round = decision.tier, decision.round
-        row.escalation_step = decision.number
-        row.paged_at, row.updated_at = now, max(row.updated_at, now)
-        row.notification_seq += 1
-        nid = notification_id(row.dedup_key, "escalation", decision.number)
-        last = session.execute(
-            select(col(NotificationRow.payload))
-            .where(col(NotificationRow.alert_id) == alert_id)
-            .order_by(col(NotificationRow.id).desc())
-            .limit(1)
-        ).scalar_one()
-        target = routing.target(row.team, row.severity, now, tier=decision.tier)
-        base = notification_from_json(json.loads(last))
-        extra = dict(base.extra)
-        extra.pop("ack", None)
-        extra["escalation"] = {
-            "step": decision.number,
-            "tier": decision.tier,
-            "round": decision.round,
-            "kind": decision.step.value,
-        }
-        notification = replace(
-            base,
-            notification_id=nid,
-            event="escalation",
-            created_at=now.isoformat(),
-            recipients=target.recipients,
-            ack_url=ack_link(paging.settings, alert_id, row.dedup_key, queued_at),
-            actions=(),
-            extra=extra,
-        )
-        queue_notification(
-            session, row, notification, target.deliveries, paging.audit_channels, now,
-            queued_at, paging.deadline,
-        )  # fmt: skip
-        record_event(
-            session, alert_id, "escalation", now, nid,
-            {"step": decision.number, "tier": decision.tier, "round": decision.round,
-             "kind": decision.step.value, "recipients": list(target.recipients)},
-        )  # fmt: skip
-        session.add(row)
+        lifecycle.advance_escalation(session, row, decision, now)
+        lifecycle.next_notification_seq(session, row)
+        _queue_escalation(session, paging, row, decision, now, queued_at)
     paging_metrics.escalations.labels(row.severity, decision.step.value).inc()
     report.escalated.append((alert_id, decision.step.value, decision.number))
     log.info(
         "escalated",
         extra={"alert_id": alert_id, "kind": decision.step.value, "tier": decision.tier},
     )
+
+
+def _queue_escalation(
+    session: Session,
+    paging: Paging,
+    row: Alert,
+    decision: Decision,
+    now: datetime,
+    queued_at: datetime,
+) -> None:
+    """Queue the step's page (the alert's last notification re-addressed to the tier) and
+    its history event. The id holds the step number: two instances racing on one step
+    collide on it (IntegrityError) instead of paging twice."""
+    alert_id = row.id or 0
+    nid = outbox.notification_id(row.dedup_key, "escalation", decision.number)
+    target = paging.routing.target(row.team, row.severity, now, tier=decision.tier)
+    step = {
+        "step": decision.number,
+        "tier": decision.tier,
+        "round": decision.round,
+        "kind": decision.step.value,
+    }
+    notification = outbox.copy_last_notification(
+        session,
+        alert_id,
+        notification_id=nid,
+        event="escalation",
+        now=now,
+        extra={"escalation": step},
+        drop_extra=("ack",),
+        recipients=target.recipients,
+        ack_url=ack_link(paging.settings, alert_id, row.dedup_key, queued_at),
+    )
+    if notification is None:  # an escalating alert was paged, so it has a notification
+        raise LookupError(f"alert {alert_id} has no notification to escalate")
+    outbox.store_notification(
+        session,
+        notification,
+        target.deliveries,
+        paging.audit_channels,
+        alert_id=alert_id,
+        team=row.team,
+        now=now,
+        queued_at=queued_at,
+        deadline=paging.deadline,
+    )
+    detail = {**step, "recipients": list(target.recipients)}
+    lifecycle.record_event(session, alert_id, "escalation", now, notification_id=nid, detail=detail)
 
 
 def _corrective(
@@ -252,22 +251,27 @@ def _corrective(
         )
         for o in rows
     ]
-    config = CorrectiveConfig.from_routing(paging.routing.corrective)
+    config = paging.routing.corrective
     check = corrective_stops(row.analyte, row.created_at, messages, config)
     _note(session, row, check.noted, now, report)
     if check.stop is None:
         return False
     stop = check.stop
     ordered_at = stop.dose_at if stop.administered else stop.message_time
-    row.corrective_at, row.corrective_drug = ordered_at, stop.drug[:64]
-    if row.escalation_state in ("active", "acked"):
-        row.escalation_state, row.stop_reason = "stopped", "corrective"
-    record_event(
-        session, row.id or 0, "corrective", now, "",
-        {"drug": stop.drug, "ordered_at": ordered_at.isoformat(), "route": stop.route,
-         "order_control": stop.order_control, "administered": stop.administered},
-    )  # fmt: skip
-    session.add(row)
+    lifecycle.stop_for_corrective(session, row, drug=stop.drug, ordered_at=ordered_at, now=now)
+    lifecycle.record_event(
+        session,
+        row.id or 0,
+        "corrective",
+        now,
+        detail={
+            "drug": stop.drug,
+            "ordered_at": ordered_at.isoformat(),
+            "route": stop.route,
+            "order_control": stop.order_control,
+            "administered": stop.administered,
+        },
+    )
     paging_metrics.escalation_stops.labels("corrective").inc()
     log.info("corrective therapy ordered: escalation stopped", extra={"alert_id": row.id})
     return True
@@ -299,31 +303,40 @@ def _note(
         if key in seen:
             continue
         seen.add(key)
-        record_event(
-            session, row.id or 0, NOTED, now, "",
-            {"note": why, "drug": message.drug, "route": message.route,
-             "order_key": message.order_key, "order_control": message.order_control,
-             "message_time": message.message_time.isoformat()},
-        )  # fmt: skip
+        lifecycle.record_event(
+            session,
+            row.id or 0,
+            NOTED,
+            now,
+            detail={
+                "note": why,
+                "drug": message.drug,
+                "route": message.route,
+                "order_key": message.order_key,
+                "order_control": message.order_control,
+                "message_time": message.message_time.isoformat(),
+            },
+        )
         report.noted.append((row.id or 0, message.drug, why))
 
 
 class EscalationComponent:
-    """The daemon's scheduler: an APScheduler interval job running ``run_escalations``."""
+    """The daemon's scheduler: an APScheduler interval job running ``run_escalations``.
+
+    Built with the App (``NotifyApp``); wires paging into it on construction (raises
+    ConfigError for a bad routing file).
+    """
 
     name = "escalation"
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: NotifyApp) -> None:
         self.app = app
         self.paging = install_paging(app)
         self.interval = app.settings.paging.escalation_interval_s
         self.runs = 0
 
-    @classmethod
-    def for_daemon(cls, daemon: Daemon) -> EscalationComponent:
-        return cls(daemon.app)
-
     async def run(self, stop: asyncio.Event) -> None:
+        """Run escalations every interval until ``stop`` is set (wall clock only)."""
         channels = list(self.app.dispatcher.transports)
         teams = list(self.paging.routing.teams) if self.paging else []
         paging_metrics.prime(channels, teams)

@@ -29,10 +29,15 @@ def alert_history(engine: Engine, alert_id: int) -> list[Entry] | None:
         alert = session.get(Alert, alert_id)
         if alert is None:
             return None
+        created = {"dedup_key": alert.dedup_key, "team": alert.team, "status": alert.status}
         entries = [
-            Entry(alert.created_at, "created", f"{alert.severity} {alert.analyte} alert", {
-                "dedup_key": alert.dedup_key, "team": alert.team, "status": alert.status})
-        ]  # fmt: skip
+            Entry(
+                at=alert.created_at,
+                kind="created",
+                summary=f"{alert.severity} {alert.analyte} alert",
+                detail=created,
+            )
+        ]
         notifications = (
             session.execute(
                 select(NotificationRow).where(col(NotificationRow.alert_id) == alert_id)
@@ -44,23 +49,35 @@ def alert_history(engine: Engine, alert_id: int) -> list[Entry] | None:
         for n in notifications:
             payload = json.loads(n.payload)
             entries.append(
-                Entry(n.created_at, "notification", f"{n.event} ({n.severity})", {
-                    "notification_id": n.notification_id,
-                    "recipients": payload.get("recipients", []),
-                    "ack_url": bool(payload.get("ack_url"))})
-            )  # fmt: skip
+                Entry(
+                    at=n.created_at,
+                    kind="notification",
+                    summary=f"{n.event} ({n.severity})",
+                    detail={
+                        "notification_id": n.notification_id,
+                        "recipients": payload.get("recipients", []),
+                        "ack_url": bool(payload.get("ack_url")),
+                    },
+                )
+            )
         if ids:
             for o in session.execute(
                 select(OutboxRow).where(col(OutboxRow.notification_id).in_(ids))
             ).scalars():
+                fallback = " (fallback)" if o.fallback else ""
                 entries.append(
-                    Entry(o.created_at, "delivery",
-                          f"{o.channel} -> {o.recipient}: {o.status}"
-                          + (" (fallback)" if o.fallback else ""),
-                          {"notification_id": o.notification_id, "attempts": o.attempts,
-                           "last_error": o.last_error,
-                           "sent_at": o.sent_at.isoformat() if o.sent_at else None})
-                )  # fmt: skip
+                    Entry(
+                        at=o.created_at,
+                        kind="delivery",
+                        summary=f"{o.channel} -> {o.recipient}: {o.status}{fallback}",
+                        detail={
+                            "notification_id": o.notification_id,
+                            "attempts": o.attempts,
+                            "last_error": o.last_error,
+                            "sent_at": o.sent_at.isoformat() if o.sent_at else None,
+                        },
+                    )
+                )
             for a in session.execute(
                 select(DeliveryAttempt).where(col(DeliveryAttempt.notification_id).in_(ids))
             ).scalars():
@@ -80,6 +97,8 @@ _ORDER = {"created": 0, "notification": 1, "delivery": 2, "attempt": 3}
 
 
 def _summary(kind: str, actor: str, detail: dict[str, Any]) -> str:
+    if kind == "resolved" and detail.get("manual"):
+        return f"resolved by hand by {actor}"
     if kind == "acknowledged":
         note = f": {detail['note']}" if detail.get("note") else ""
         return f"by {actor} via {detail.get('source')} - {detail.get('label')}{note}"

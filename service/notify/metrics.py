@@ -1,4 +1,4 @@
-"""Metrics of the paging side (issue #7), on ``service.runtime.metrics.REGISTRY``.
+"""Metrics of the paging side (routing, escalation, acks), on ``service.runtime.metrics.REGISTRY``.
 
 Deliveries per channel/outcome/status class, delivery latency and outbox depth/age already live
 in ``service.runtime.metrics`` (the dispatcher updates them); this module adds escalations, acks,

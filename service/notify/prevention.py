@@ -1,24 +1,26 @@
-"""Prevention (issue #4), the service side: order-time advisories and monitoring reminders.
+"""Prevention, the service side: order-time advisories and monitoring reminders.
 
 The decisions are the pure core's (``alerts.advisory.advisories``, ``alerts.monitoring``);
-this module stores them and queues their notifications through the transactional outbox.
+this module stores them and queues their notifications (``service.notify.content`` says
+what they say) through the transactional outbox (``service.notify.outbox``).
 
 - ``queue_advisories`` runs inside the pipeline transaction of the message that stored an
-  iron or antiresorptive order (``Pipeline._evaluate``; the patient row is locked). One
-  ``advisories`` row per at-risk iron episode; a new one queues ONE ``advisory`` notification
-  (severity ``info``, never a page) to the pharmacy team - the routing fallback team, which
-  configs/routing.toml makes the pharmacy on-call - on its non-paging ``notify`` channels,
-  to the ordering provider when routing knows them (``provider_ids``), and to the audit
-  channels (console, ``--pages-out``). A late advisory (the interaction began longer ago than
+  iron or antiresorptive order (the patient is locked). One ``advisories`` row per at-risk
+  iron episode; a new one queues ONE ``advisory`` notification (severity ``info``, never a
+  page) to the pharmacy team - the routing fallback team, which configs/routing.toml makes
+  the pharmacy on-call - on its non-paging ``notify`` channels, to the ordering provider
+  when routing knows them (``provider_ids``), and to the audit channels (console,
+  ``--pages-out``). A late advisory (the interaction began longer ago than
   ``advisory_late_days``) is stored with status ``worklist`` and sends nothing.
-- ``run_reminders(engine, settings, clinical, now)`` is the reminder sweep: a plain function
-  of the database and ``now``, called by the APScheduler job (``service.notify.reminders``) with the
-  wall clock and by ``replay --clock messages`` with the message clock. Per at-risk patient,
-  in its own transaction with the patient row locked: ``monitoring_plan`` +
-  ``due_reminders``; each reminder id is inserted into ``reminders`` (ON CONFLICT DO NOTHING)
-  and only an inserted id queues its notification, in the same transaction - a restart or a
-  second instance neither loses nor repeats a reminder. Reminders whose point has since been
-  followed up get ``cleared_at``.
+- ``run_reminders(engine, clinical, now, delivery=...)`` is the reminder sweep: a plain
+  function of the database and ``now``, called by the APScheduler job
+  (``service.notify.reminders``) with the wall clock and by ``replay --clock messages`` with
+  the message clock. Per at-risk patient, in its own transaction holding the patient's lock
+  (``service.db.patients.lock_patient_keys``, the one the pipeline and merges take):
+  ``monitoring_plan`` + ``due_reminders``; each reminder id is inserted into ``reminders``
+  (ON CONFLICT DO NOTHING) and only an inserted id queues its notification, in the same
+  transaction - a restart or a second instance neither loses nor repeats a reminder.
+  Reminders whose point has since been followed up get ``cleared_at``.
 
 Reminders go to the patient's care team (the same routes as its alerts) on the team's
 ``notify`` channels and to the iron's ordering provider, plus the audit channels.
@@ -33,49 +35,36 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import Insert
 from sqlmodel import Session, col
 
-from alerts.advisory import Advisory, advisories
-from alerts.model import Exposure, PatientHistory, StoredResult
+from alerts.advisory import advisories
+from alerts.model import PatientHistory
 from alerts.monitoring import (
     DAYS_PER_MONTH,
-    RULE_MONITORING,
-    AtRiskEpisode,
-    Reminder,
     at_risk_episodes,
     cleared_reminders,
     due_reminders,
     monitoring_plan,
 )
-from alerts.notification import DrugRef, Notification
-from alerts.routing import RoutingConfig, Subject
+from alerts.notification import Notification
+from service.db.dialect import Conflict, insert_on_conflict
 from service.db.models import MedicationOrderRow, Patient
-from service.db.patients import PatientRecord
+from service.db.patient_history import load_history
+from service.db.patients import PatientRecord, lock_patient_keys
 from service.db.prevention import AdvisoryRow, ReminderRow
-from service.ingest import store
-from service.notify.alerting import Delivery, drug_name, notification_id, store_notification
+from service.notify.content import advisory_notification, reminder_notification
+from service.notify.delivery import Delivery
+from service.notify.outbox import store_notification
+from service.notify.routes import care_team, notice_target, pharmacy_team, provider_id
+from service.runtime.clinical import Clinical
 from service.runtime.phi import patient_hash
 
-if TYPE_CHECKING:
-    from alerts.catalog import DrugCatalog
-    from service.runtime.clinical import Clinical
-    from service.runtime.settings import Settings
-
 log = logging.getLogger(__name__)
-
-REMINDER_ACTIONS = (
-    "draw phosphate and calcium (total or ionized) now",
-    "if low: repeat with magnesium and PTH; replace per local protocol",
-)
-
-
-# -- shared ---------------------------------------------------------------------------------
 
 
 def _second(moment: datetime) -> datetime:
@@ -85,134 +74,53 @@ def _second(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
-def _provider_id(provider: str) -> str:
-    return provider.split("^", 1)[0].strip()
-
-
 def _insert_ignoring(session: Session, model: type[Any], row: dict[str, Any], key: str) -> bool:
     """INSERT ... ON CONFLICT (key) DO NOTHING; True when the row was inserted."""
     connection = session.connection()
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    table = model.__table__
     # RETURNING says whether the row went in on every backend (psycopg's rowcount is -1).
-    statement: Insert = (
-        insert(table)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=[key])
-        .returning(table.c[key])
-    )
+    statement = insert_on_conflict(
+        model.__table__, connection.dialect.name, Conflict(key=(key,)), returning=(key,)
+    ).values(**row)
     return connection.execute(statement).first() is not None
 
 
-def _drug_ref(drugs: DrugCatalog, exposure: Exposure, now: datetime, *, iron: bool) -> DrugRef:
-    days = (now - exposure.start).days if iron and now >= exposure.start else None
-    return DrugRef(drug_name(drugs, exposure.drug), exposure.start.isoformat(), days)
-
-
-def notice_target(
-    routing: RoutingConfig, team_id: str, provider: str, now: datetime
-) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
-    """(channel, address) deliveries and JSON recipients of a non-paging notice to a team
-    and a prescriber: the team's ``notify`` addresses (``RoutingConfig.target`` for severity
-    info) plus the prescriber's own address on those channels when routing knows them."""
-    target = routing.target(team_id, "info", now)
-    deliveries = list(target.deliveries)
-    recipients = [team_id]
-    person_id = routing.person_by_provider(_provider_id(provider)) if provider else None
-    if person_id is not None:
-        contacts = routing.people[person_id].contacts
-        deliveries += [(ch, contacts[ch]) for ch in routing.teams[team_id].notify if ch in contacts]
-        recipients.append(person_id)
-    return tuple(dict.fromkeys(deliveries)), tuple(dict.fromkeys(recipients))
-
-
-def _queue(
+def _queue_notice(
     session: Session,
     notification: Notification,
     delivery: Delivery,
     team_id: str,
     provider: str,
+    *,
     now: datetime,
     queued_at: datetime,
 ) -> Notification:
-    """Store ``notification`` (no alert) with its outbox rows; return it as queued."""
+    """Store a notice (no alert) with its outbox rows; return it as queued: to the team and
+    the prescriber with routing, else to the default channels × recipients."""
     paging = delivery.paging
     recipients: tuple[str, ...]
     audit: tuple[str, ...] = ()
-    if paging is None:  # no routing file: the pre-routing default channels × recipients
-        deliveries = [(c, r) for c in delivery.channels for r in delivery.recipients]
+    if paging is None:
+        deliveries = delivery.flat_deliveries()
         recipients, deadline = delivery.recipients, delivery.deadline
     else:
         found, recipients = notice_target(paging.routing, team_id, provider, now)
         deliveries, audit, deadline = list(found), paging.audit_channels, paging.deadline
     notification = replace(notification, recipients=recipients)
-    # As alerting.queue_notification: each (channel, address) once, then every audit channel
-    # not among them, addressed to the team.
     store_notification(
-        session, notification, deliveries, audit, alert_id=None, team=team_id, now=now,
-        queued_at=queued_at, deadline=deadline,
-    )  # fmt: skip
+        session,
+        notification,
+        deliveries,
+        audit,
+        alert_id=None,
+        team=team_id,
+        now=now,
+        queued_at=queued_at,
+        deadline=deadline,
+    )
     return notification
 
 
 # -- order-time advisory ----------------------------------------------------------------------
-
-
-def _result_doc(result: StoredResult | None, lookback_days: int) -> dict[str, Any]:
-    if result is None:
-        return {"value": None, "note": f"none in the last {lookback_days} days"}
-    return {
-        "analyte": result.analyte,
-        "value": result.value,
-        "comparator": result.comparator,
-        "unit": result.unit,
-        "observed_at": result.observed_at.isoformat(),
-    }
-
-
-def advisory_notification(
-    advisory: Advisory, drugs: DrugCatalog, location: str, now: datetime
-) -> Notification:
-    """The ``advisory`` notification of one advisory (recipients filled in when queued)."""
-    iron = drug_name(drugs, advisory.iron.drug)
-    anti = drug_name(drugs, advisory.antiresorptive.drug)
-    interaction = (
-        f"IV {iron} with {anti} in effect: risk of severe hypophosphatemia and hypocalcemia, "
-        "nadir about 2 weeks after the iron (CLINICAL.md; Stokes et al., 'Double Trouble')"
-    )
-    return Notification(
-        notification_id=notification_id(advisory.dedup_key, "advisory", 1),
-        event="advisory",
-        rule=advisory.rule,
-        severity="info",
-        dedup_key=advisory.dedup_key,
-        patient_id=advisory.patient_id,
-        patient_location=location,
-        analyte=None,
-        value=None,
-        unit="",
-        reference_range="",
-        observed_at=None,
-        iron=_drug_ref(drugs, advisory.iron, now, iron=True),
-        antiresorptive=_drug_ref(drugs, advisory.antiresorptive, now, iron=False),
-        recipients=(),
-        created_at=now.isoformat(),
-        actions=advisory.options,
-        extra={
-            "interaction": interaction,
-            "phosphate": _result_doc(advisory.phosphate, advisory.lookback_days),
-            "calcium": _result_doc(advisory.calcium, advisory.lookback_days),
-            "episode_start": advisory.episode_start.isoformat(),
-            "iron_risk": advisory.iron_risk,
-            "ordering_provider": _provider_id(advisory.ordering_provider),
-            "prescribers": [_provider_id(p) for p in advisory.prescribers],
-        },
-    )
-
-
-def pharmacy_team(routing: RoutingConfig) -> str:
-    """The pharmacy on-call: the routing fallback team (configs/routing.toml, issue #7)."""
-    return routing.fallback_team
 
 
 def queue_advisories(
@@ -259,7 +167,7 @@ def queue_advisories(
             "episode_start": advisory.episode_start,
             "iron_drug": advisory.iron.drug[:64],
             "antiresorptive_drug": advisory.antiresorptive.drug[:64],
-            "ordering_provider": _provider_id(advisory.ordering_provider)[:64],
+            "ordering_provider": provider_id(advisory.ordering_provider)[:64],
             "status": "worklist" if advisory.late else "sent",
             "created_at": now,
         }
@@ -267,8 +175,14 @@ def queue_advisories(
             continue
         notification = advisory_notification(advisory, clinical.drugs, patient.location, now)
         queued.append(
-            _queue(
-                session, notification, delivery, team, advisory.ordering_provider, now, queued_at
+            _queue_notice(
+                session,
+                notification,
+                delivery,
+                team,
+                advisory.ordering_provider,
+                now=now,
+                queued_at=queued_at,
             )
         )
     return queued
@@ -314,88 +228,21 @@ def at_risk_patient_ids(session: Session, clinical: Clinical, now: datetime) -> 
     )
 
 
-def reminder_notification(
-    reminder: Reminder,
-    episode: AtRiskEpisode | None,
-    drugs: DrugCatalog,
-    location: str,
-    now: datetime,
-) -> Notification:
-    """The ``reminder`` notification (recipients filled in when queued)."""
-    iron = anti = None
-    if episode is not None:
-        iron = _drug_ref(drugs, episode.doses[0], now, iron=True)
-        anti = _drug_ref(drugs, episode.trigger_antiresorptive, now, iron=False)
-    return Notification(
-        notification_id=notification_id(reminder.id, "reminder", 1),
-        event="reminder",
-        rule=RULE_MONITORING,
-        severity="info",
-        dedup_key=reminder.id,
-        patient_id=reminder.patient_id,
-        patient_location=location,
-        analyte=None,
-        value=None,
-        unit="",
-        reference_range="",
-        observed_at=None,
-        iron=iron,
-        antiresorptive=anti,
-        recipients=(),
-        created_at=now.isoformat(),
-        actions=REMINDER_ACTIONS,
-        extra={
-            "reminder": {
-                "label": reminder.label,
-                "due_at": reminder.due_at.isoformat(),
-                "window": [reminder.window[0].isoformat(), reminder.window[1].isoformat()],
-                "missing": list(reminder.missing),
-                "reason": reminder.reason,
-            },
-            "episode_start": reminder.episode_start.isoformat(),
-            "ordering_provider": _provider_id(reminder.ordering_provider),
-        },
-    )
-
-
-def care_team(routing: RoutingConfig, patient: Patient | PatientRecord) -> str:
-    """The team the patient's alerts route to (location, service), for its reminders."""
-    team = routing.route(
-        Subject(
-            rule=RULE_MONITORING,
-            severity="info",
-            location=patient.location,
-            facility=patient.facility,
-            service=patient.service,
-        )
-    )
-    return team if team in routing.teams else routing.fallback_team
-
-
-def default_delivery(settings: Settings) -> Delivery:
-    """The delivery bootstrap would build from ``settings`` alone (no ``--pages-out``)."""
-    from service.bootstrap import build_delivery, channel_settings
-    from service.notify.alerting import routed_delivery
-
-    return routed_delivery(build_delivery(settings, channel_settings(settings, None)), settings)
-
-
 def run_reminders(
-    engine: Any,
-    settings: Settings,
+    engine: Engine,
     clinical: Clinical,
     now: datetime,
     *,
-    delivery: Delivery | None = None,
+    delivery: Delivery,
     queued_at: datetime | None = None,
 ) -> ReminderReport:
     """Send every monitoring reminder due at ``now`` and clear answered ones (module doc).
 
-    ``delivery``: the app's (``app.pipeline.delivery``, which carries ``--pages-out``);
-    default: built from ``settings``. Raises SQLAlchemyError when the database fails (the
+    ``delivery``: the app's (``app.pipeline.delivery``, which carries routing and
+    ``--pages-out``). Each patient in its own transaction, blocking while the pipeline or a
+    merge holds the patient's lock. Raises SQLAlchemyError when the database fails (the
     caller retries at its next run; nothing half-done is committed).
     """
-    delivery = delivery or default_delivery(settings)
     report = ReminderReport()
     with Session(engine) as session:
         ids = at_risk_patient_ids(session, clinical, now)
@@ -411,7 +258,7 @@ def run_reminders(
 
 
 def _sweep_patient(
-    engine: Any,
+    engine: Engine,
     clinical: Clinical,
     delivery: Delivery,
     patient_id: str,
@@ -420,12 +267,13 @@ def _sweep_patient(
     report: ReminderReport,
 ) -> None:
     with Session(engine, expire_on_commit=False) as session, session.begin():
+        lock_patient_keys(session, [patient_id])
         patient = session.execute(
-            select(Patient).where(col(Patient.patient_id) == patient_id).with_for_update()
+            select(Patient).where(col(Patient.patient_id) == patient_id)
         ).scalar_one_or_none()
         if patient is None:  # merged away since the list was read
             return
-        history = known_at(store.load_history(session, patient, now, clinical.history_days), now)
+        history = known_at(load_history(session, patient, now, clinical.history_days), now)
         plan = monitoring_plan(history, clinical.drugs, clinical.rules, clinical.monitoring, now)
         if not plan:
             return
@@ -459,8 +307,14 @@ def _sweep_patient(
                 patient.location,
                 now,
             )
-            _queue(
-                session, notification, delivery, team, reminder.ordering_provider, now, queued_at
+            _queue_notice(
+                session,
+                notification,
+                delivery,
+                team,
+                reminder.ordering_provider,
+                now=now,
+                queued_at=queued_at,
             )
             report.sent.append((reminder.id, reminder.label))
             log.info(

@@ -14,15 +14,11 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
+from service.notify.ports import NotifyApp
 from service.notify.prevention import ReminderReport, run_reminders
 from service.runtime.clock import MessageClock
 from service.runtime.scheduling import run_every
-
-if TYPE_CHECKING:
-    from service.bootstrap import App
-    from service.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +28,14 @@ class ReminderComponent:
 
     name = "reminders"
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: NotifyApp) -> None:
         self.app = app
         self.interval = app.settings.monitoring.sweep_interval_s
         self.runs = 0
         self.last: ReminderReport | None = None
 
-    @classmethod
-    def for_daemon(cls, daemon: Daemon) -> ReminderComponent:
-        return cls(daemon.app)
-
     async def run(self, stop: asyncio.Event) -> None:
+        """Sweep every interval until ``stop`` is set (wall clock only)."""
         if isinstance(self.app.pipeline.clock, MessageClock):
             # Under a message clock the plans' times are message times; sweeping against the
             # wall clock would send every reminder of a historical feed at once. Reminders are
@@ -58,7 +51,6 @@ class ReminderComponent:
             self.last = await asyncio.to_thread(
                 run_reminders,
                 app.engine,
-                app.settings,
                 app.clinical,
                 datetime.now(UTC),
                 delivery=app.pipeline.delivery,

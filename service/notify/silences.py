@@ -1,8 +1,11 @@
 """Silences: mute pages for a patient, a unit (point of care) and/or a rule until they expire.
 
 A silenced alert is still stored, its notifications and resolution are still recorded in its
-history; only deliveries are skipped (Alertmanager #226: a silenced alert's resolution must not
+history; only deliveries are skipped (as in Alertmanager: a silenced alert's resolution must not
 be lost). Every silence names its author and reason; expiring one early is recorded too.
+
+Silences are written only here; ``active_silence`` is how the alert path and escalation ask
+whether one applies (the mark on the alert is ``service.notify.lifecycle``'s).
 """
 
 from __future__ import annotations
@@ -10,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
-from service.db.models import Silence
+from service.db.models import Alert, Silence
 
 
 class SilenceError(ValueError):
@@ -39,9 +42,16 @@ class SilenceView:
 
 def _view(row: Silence) -> SilenceView:
     return SilenceView(
-        row.id or 0, row.patient_id, row.unit, row.rule, row.author, row.reason,
-        row.created_at, row.expires_at, row.expired_at,
-    )  # fmt: skip
+        id=row.id or 0,
+        patient_id=row.patient_id,
+        unit=row.unit,
+        rule=row.rule,
+        author=row.author,
+        reason=row.reason,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        expired_at=row.expired_at,
+    )
 
 
 def add_silence(
@@ -95,3 +105,26 @@ def expire_silence(engine: Engine, silence_id: int, now: datetime) -> SilenceVie
         if row.expired_at is None and row.expires_at > now:
             row.expired_at = now
         return _view(row)
+
+
+def active_silence(session: Session, row: Alert, now: datetime) -> Silence | None:
+    """The newest silence matching the alert's patient, unit (point of care) and rule at
+    ``now``, or None. One read in the caller's session."""
+    unit = row.location.split("/", 1)[0]
+    return (
+        session.execute(
+            select(Silence)
+            .where(
+                col(Silence.expired_at).is_(None),
+                col(Silence.created_at) <= now,
+                col(Silence.expires_at) > now,
+                or_(col(Silence.patient_id) == "", col(Silence.patient_id) == row.patient_id),
+                or_(col(Silence.unit) == "", col(Silence.unit) == unit),
+                or_(col(Silence.rule) == "", col(Silence.rule) == row.rule),
+            )
+            .order_by(col(Silence.id).desc())
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )

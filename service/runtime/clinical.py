@@ -11,6 +11,13 @@ from alerts.monitoring import MonitoringConfig
 from alerts.trends import DEFAULT_DROP_FRACTION
 from parsers import ParserConfig
 
+# The interaction the service watches is between these two drug classes (catalog ``class``):
+# an order of either can make a patient's history matter, and a patient's results are
+# evaluated only once the patient has orders of both.
+IV_IRON = "iv_iron"
+ANTIRESORPTIVE = "antiresorptive"
+INTERACTING_CLASSES = frozenset({IV_IRON, ANTIRESORPTIVE})
+
 
 @dataclass(frozen=True)
 class Clinical:

@@ -13,6 +13,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from service.runtime.clinical import ANTIRESORPTIVE, IV_IRON
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 MESSAGE_TYPES = ("ORU^R01", "RDE^O11", "RAS^O17", "other", "unparsed")
@@ -21,8 +23,9 @@ DEAD_LETTER_CLASSES = ("parse", "unit", "value", "size", "processing", "unrecord
 EVENTS = ("alert", "update", "escalation", "resolved", "reminder", "advisory")
 SEVERITIES = ("info", "warning", "high", "critical")
 DELIVERY_OUTCOMES = ("delivered", "retryable", "final", "failed")
-EXPOSURE_CLASSES = ("iv_iron", "antiresorptive")
-# Jobs of the scheduler (issue 7) and the API's own refresh; unknown names count as "other".
+EXPOSURE_CLASSES = (IV_IRON, ANTIRESORPTIVE)
+# Jobs of the daemon's scheduler and the API's own refresh: a fixed label set, so every series
+# exists at zero; unknown names count as "other".
 SCHEDULER_JOBS = ("escalation", "outbox_retry", "reminders", "retention", "exposure_refresh")
 JOB_OUTCOMES = ("ok", "error")
 

@@ -135,13 +135,14 @@ class ClinicalSettings(_Section):
     history_days: int = Field(default=430, ge=60, le=3650)
     thresholds: dict[str, ThresholdSettings] = Field(default_factory=dict)
     # Trend rule: a drop of at least this fraction from the pre-iron baseline warns even above
-    # the absolute thresholds (issue #4: "a configured fraction (default 30 %)").
+    # the absolute thresholds, since a fall from a high baseline matters before it crosses one.
     trend_drop_fraction: float = Field(default=0.30, gt=0, lt=1)
-    # Order-time advisory: latest phosphate/calcium looked up this many days before the dose
-    # (issue #4: "or that none exists in the last 30 days").
+    # Order-time advisory: latest phosphate/calcium looked up this many days before the dose;
+    # an older value says too little about the patient now, so it counts as none.
     advisory_lookback_days: int = Field(default=30, ge=1, le=365)
     # An advisory whose interaction began longer ago than this when found goes to the worklist,
-    # not to the pharmacy (CLINICAL.md windows: backfill after 7 days; issue #4).
+    # not to the pharmacy: its order-time check is long past (CLINICAL.md windows: backfill after
+    # 7 days).
     advisory_late_days: int = Field(default=7, ge=0, le=365)
 
     @field_validator("thresholds")
@@ -154,10 +155,11 @@ class ClinicalSettings(_Section):
 
 
 class MonitoringSettings(_Section):
-    """The monitoring plan of an at-risk iron episode and its reminder sweep (issue #4).
+    """The monitoring plan of an at-risk iron episode and its reminder sweep.
 
     CLINICAL.md: "baseline, 1 week and 3 weeks after starting iron, then monthly for 2-3
-    months"; issue #4: "baseline (within 30 days before the first dose)".
+    months". A baseline counts when drawn within ``baseline_days_before`` (30) days before
+    the first dose: an older value may no longer describe the patient the iron is given to.
     """
 
     baseline_days_before: int = Field(default=30, ge=0, le=365)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alerts.catalog import DrugCatalog, LabCatalog
 from alerts.model import PatientHistory, RuleConfig, StoredOrder, StoredResult
-from alerts.rules import DEFAULT_THRESHOLDS
+from alerts.readings import DEFAULT_THRESHOLDS
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DRUGS = DrugCatalog.from_dict(tomllib.loads((CONFIGS / "drugs.toml").read_text("utf-8")))

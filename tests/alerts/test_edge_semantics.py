@@ -10,7 +10,8 @@ import pytest
 
 from alerts.exposures import derive_exposures
 from alerts.model import Finding, RuleConfig, StoredOrder, StoredResult, Thresholds
-from alerts.rules import DEFAULT_THRESHOLDS, evaluate_patient
+from alerts.readings import DEFAULT_THRESHOLDS
+from alerts.rules import evaluate_patient
 from tests.alerts.helpers import (
     CONFIG,
     DRUGS,
@@ -209,8 +210,10 @@ def _ca(key: str, analyte: str, value: float, hour: float, specimen: str, unit: 
         ([_ca("C", "calcium", 7.5, 0, ""), _ca("K", "corrected_calcium", 8.6, 0, "")], []),
         # the corrected value itself pages when low (2.0 mmol/L = 8.016 mg/dL: warning)
         (
-            [_ca("C", "calcium", 9.0, 0, "S1"),
-             _ca("K", "corrected_calcium", 2.0, 0, "S1", "mmol/L")],
+            [
+                _ca("C", "calcium", 9.0, 0, "S1"),
+                _ca("K", "corrected_calcium", 2.0, 0, "S1", "mmol/L"),
+            ],
             [("calcium", "warning")],
         ),
         # a total from another specimen at another time is still its own result
@@ -220,12 +223,14 @@ def _ca(key: str, analyte: str, value: float, hour: float, specimen: str, unit: 
         ),
         # a retracted corrected calcium replaces nothing: the total counts again
         (
-            [_ca("C", "calcium", 7.5, 0, "S1"),
-             replace(_ca("K", "corrected_calcium", 8.6, 0, "S1"), status="D")],
+            [
+                _ca("C", "calcium", 7.5, 0, "S1"),
+                replace(_ca("K", "corrected_calcium", 8.6, 0, "S1"), status="D"),
+            ],
             [("calcium", "high")],
         ),
     ],
-)  # fmt: skip
+)
 def test_lab_corrected_calcium_replaces_total_of_same_specimen(
     results: list[StoredResult], expected: list[tuple[str, str]]
 ) -> None:
@@ -266,9 +271,14 @@ def test_not_administered_rxa_opens_no_window(status: str, opens: bool) -> None:
 def test_refused_antiresorptive_opens_no_effect_interval() -> None:
     # a refused Prolia injection protects nothing, so it triggers nothing
     refused = order(
-        "D", "denosumab_prolia", T0 - days(3), "RE", route="SC", administered=True,
+        key="D",
+        drug="denosumab_prolia",
+        at=T0 - days(3),
+        control="RE",
+        route="SC",
+        administered=True,
         completion_status="RE",
-    )  # fmt: skip
+    )
     assert evaluate([IRON, refused], [phos(1.8, 5)]) == []
 
 
@@ -290,14 +300,18 @@ STOP = T0 - days(100)
     [
         # alendronate discontinued: counts until 30 days after the stop
         (
-            [order("B", "alendronate", START, route="PO"),
-             order("B", "alendronate", START, "DC", sent=STOP)],
+            [
+                order("B", "alendronate", START, route="PO"),
+                order("B", "alendronate", START, "DC", sent=STOP),
+            ],
             [(START, STOP + days(30))],
         ),
         # oral ibandronate discontinued: 30 days too, not the IV form's 3 months
         (
-            [order("B", "ibandronate", START, route="PO"),
-             order("B", "ibandronate", START, "DC", sent=STOP)],
+            [
+                order("B", "ibandronate", START, route="PO"),
+                order("B", "ibandronate", START, "DC", sent=STOP),
+            ],
             [(START, STOP + days(30))],
         ),
         # oral ibandronate with an end date: end + 30 days
@@ -309,8 +323,10 @@ STOP = T0 - days(100)
         ([order("B", "ibandronate", START, route="PO")], [(START, NOW + days(30))]),
         # IV ibandronate: one dose protects 3 months, whatever happens to the order later
         (
-            [order("B", "ibandronate", START, route="IV"),
-             order("B", "ibandronate", START, "DC", sent=START + days(1))],
+            [
+                order("B", "ibandronate", START, route="IV"),
+                order("B", "ibandronate", START, "DC", sent=START + days(1)),
+            ],
             [(START, START + days(90))],
         ),
         # ibandronate without a route: both forms (the union) - a missed patient is worse
@@ -324,7 +340,7 @@ STOP = T0 - days(100)
             [(START, START + days(30))],
         ),
     ],
-)  # fmt: skip
+)
 def test_discontinued_oral_bisphosphonate_stops_after_30_days(
     orders: list[StoredOrder], expected: list[tuple[datetime, datetime]]
 ) -> None:

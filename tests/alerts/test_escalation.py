@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import tomllib
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from alerts.escalation import DEFAULT_ROUTES, CorrectiveConfig, TherapyMessage, corrective_stops
+from alerts.routing import load_routing
 from tests.alerts.helpers import CONFIGS
 
 ALERT = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -167,3 +169,11 @@ def test_shipped_corrective_config_is_iv_phosphate_and_iv_calcium() -> None:
     assert set(SHIPPED.drugs["phosphate"]) == {"potassium_phosphate", "sodium_phosphate"}
     assert set(SHIPPED.drugs["calcium"]) == {"calcium_gluconate", "calcium_chloride"}
     assert "IV" in SHIPPED.routes and "PO" not in SHIPPED.routes
+
+
+def test_routing_file_models_the_reserved_routes_key() -> None:
+    # [corrective] routes is the list of routes that count, never an analyte of that name
+    doc = tomllib.loads((CONFIGS / "routing.toml").read_text("utf-8"))
+    corrective = load_routing(doc, ZoneInfo("UTC")).corrective
+    assert corrective == SHIPPED
+    assert "routes" not in corrective.drugs and "INTRAVENOUS" in corrective.routes

@@ -19,12 +19,12 @@ from typing import Any
 from sqlmodel import Session, select
 
 from alerts.identity import patient_key
-from service.api.app import ApiContext, Readiness
+from service.api.context import ApiContext, Readiness
 from service.bootstrap import App, build_app
 from service.db.models import Alert, DeadLetter
 from service.ingest.pipeline import Incoming
 from service.runtime.clock import MessageClock
-from service.runtime.settings import Settings, load_settings
+from service.runtime.settings import Settings, default_config_path, load_settings
 from tests.messages import DENOSUMAB, oru, rde
 
 TOKEN = "test-token-0123456789"
@@ -54,8 +54,6 @@ def story_settings(database_url: str, tmp_path: Path, *, fixed_catalog: bool = F
 
 def fixed_lab_catalog(tmp_path: Path) -> Path:
     """The shipped lab catalog plus the unit spelling of the dead-lettered result: the "fix"."""
-    from service.runtime.settings import default_config_path
-
     target = tmp_path / "fixed" / "labs.toml"
     target.parent.mkdir(exist_ok=True)
     shutil.copy(default_config_path().parent / "labs.toml", target)
@@ -78,8 +76,9 @@ def story_messages(now: datetime) -> list[bytes]:
         oru(MRN, iron_at - 1 * day, code="17861-6", name="Calcium", value="9.3", ref="8.5-10.5"),
         rde(MRN, iron_at),
     ]
-    for days, phos, calcium in ((7, "2.7", "8.9"), (12, "1.9", "8.6"), (17, "1.3", "8.1"),
-                                (19, "1.1", "7.9")):  # fmt: skip
+    # (day after the iron, phosphate mg/dL, calcium mg/dL): both falling.
+    falling = [(7, "2.7", "8.9"), (12, "1.9", "8.6"), (17, "1.3", "8.1"), (19, "1.1", "7.9")]
+    for days, phos, calcium in falling:
         drawn = iron_at + days * day
         messages.append(oru(MRN, drawn, value=phos))
         messages.append(

@@ -8,11 +8,11 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import create_engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from service.api import ApiContext, Readiness, api_routes, create_app
 from service.bootstrap import build_app
-from service.db.models import Alert, DeadLetter
+from service.db.models import Alert, AlertEvent, DeadLetter
 from tests.api.story import MRN, QUIET_MRN, TOKEN, Story, build_story, story_settings
 
 
@@ -154,6 +154,28 @@ async def test_ack_and_resolve(client: httpx.AsyncClient, auth, story: Story) ->
     assert twice.json()["changed"] is False
     listed = (await client.get("/api/v1/alerts?status=resolved", headers=auth)).json()
     assert [a["id"] for a in listed["items"]] == [alert.id]
+    missing_alert = await client.post(
+        "/api/v1/alerts/999999/resolve", json={"who": "Dr Test"}, headers=auth
+    )
+    assert missing_alert.status_code == 404
+
+
+async def test_history_shows_who_resolved_the_alert_by_hand(
+    client: httpx.AsyncClient, auth, story: Story
+) -> None:
+    alert = story.alert()
+    body = {"who": "Dr Review"}
+    await client.post(f"/api/v1/alerts/{alert.id}/resolve", json=body, headers=auth)
+    # A second resolve changes nothing, so it adds no second entry.
+    await client.post(f"/api/v1/alerts/{alert.id}/resolve", json=body, headers=auth)
+    history = (await client.get(f"/api/v1/alerts/{alert.id}/history", headers=auth)).json()
+    resolved = [entry for entry in history if entry["kind"] == "resolved"]
+    assert len(resolved) == 1 and "Dr Review" in resolved[0]["summary"]
+    with Session(story.app.engine) as session:
+        events = session.exec(
+            select(AlertEvent).where(AlertEvent.alert_id == alert.id, AlertEvent.kind == "resolved")
+        ).all()
+    assert [event.actor for event in events] == ["Dr Review"]
 
 
 async def test_dead_letters_list_show_and_reprocess_after_a_fix(
@@ -224,8 +246,16 @@ async def test_worklist_lists_patients_at_risk_with_due_labs(
     # The quiet patient's iron window closed months ago.
     assert set(at_risk) == {MRN} and QUIET_MRN not in at_risk
     states = {m["label"]: m["state"] for m in at_risk[MRN]["monitoring"]}
-    # Day 21 today; the last pair was drawn on day 19: the 3-week labs are due now.
-    assert states == {"baseline": "done", "1 week": "done", "3 weeks": "due"}
+    # Day 21 today. The configured plan (baseline, day 7, day 21 with 3 days' grace, then
+    # monthly): the pair drawn on day 19 is inside day 21's window, so month 1 is next.
+    assert states == {
+        "baseline": "done",
+        "day 7": "done",
+        "day 21": "done",
+        "month 1": "upcoming",
+        "month 2": "upcoming",
+        "month 3": "upcoming",
+    }
 
 
 async def test_readyz_names_what_is_not_ready(story: Story) -> None:
@@ -290,13 +320,18 @@ async def test_main_flows_on_postgresql(pg_url: str, tmp_path: Path) -> None:
 
 
 async def test_silences_add_list_expire(client: httpx.AsyncClient, auth) -> None:
-    body = {"unit": "4W", "author": "Charge nurse", "reason": "unit closed for cleaning",
-            "hours": 4}  # fmt: skip
+    body = {
+        "unit": "4W",
+        "author": "Charge nurse",
+        "reason": "unit closed for cleaning",
+        "hours": 4,
+    }
     added = await client.post("/api/v1/silences", json=body, headers=auth)
     assert added.status_code == 201, added.text
     silence = added.json()
-    assert (silence["unit"], silence["author"], silence["expired_at"]) == ("4W", "Charge nurse",
-                                                                           None)  # fmt: skip
+    assert silence["unit"] == "4W"
+    assert silence["author"] == "Charge nurse"
+    assert silence["expired_at"] is None
     listed = (await client.get("/api/v1/silences", headers=auth)).json()
     assert [s["id"] for s in listed] == [silence["id"]]
     # A silence that would mute everything, or lasts no time, is refused with the reason.

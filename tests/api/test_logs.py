@@ -16,9 +16,13 @@ def test_json_lines_withhold_phi_fields() -> None:
         log = logging.getLogger("labsentinel.test")
         log.info(
             "one\nevent",
-            extra={"control_id": "C1", "patient_id": "MRN123", "raw": b"MSH|PID|SMITH",
-                   "patient": "abc123def456"},
-        )  # fmt: skip
+            extra={
+                "control_id": "C1",
+                "patient_id": "MRN123",
+                "raw": b"MSH|PID|SMITH",
+                "patient": "abc123def456",
+            },
+        )
         try:
             raise ValueError("PID|SMITH^JOHN")
         except ValueError:

@@ -19,6 +19,8 @@ from tests.deploy.helpers import (
     yaml_module,
 )
 
+pytestmark = pytest.mark.slow  # runs the deploy validators (docker, helm, promtool, ...)
+
 COMPOSE = DEPLOY / "compose.yaml"
 
 

@@ -11,6 +11,8 @@ import pytest
 
 from tests.deploy.helpers import DEPLOY, ROOT, check_cli, run, tool
 
+pytestmark = pytest.mark.slow  # runs the deploy validators (docker, helm, promtool, ...)
+
 DOCKERFILE = DEPLOY / "Dockerfile"
 
 

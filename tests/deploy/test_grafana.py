@@ -9,6 +9,8 @@ import pytest
 
 from tests.deploy.helpers import DEPLOY, exported_metric_names, metric_names_in, yaml_module
 
+pytestmark = pytest.mark.slow  # runs the deploy validators (docker, helm, promtool, ...)
+
 GRAFANA = DEPLOY / "grafana"
 
 

@@ -17,6 +17,8 @@ from tests.deploy.helpers import (
     yaml_module,
 )
 
+pytestmark = pytest.mark.slow  # runs the deploy validators (docker, helm, promtool, ...)
+
 PROM = DEPLOY / "prometheus"
 REQUIRED_ALERTS = {
     "LabSentinelInstanceDown",

@@ -7,7 +7,11 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from tests.deploy.helpers import DEPLOY, check_cli, cli_invocations
+
+pytestmark = pytest.mark.slow  # runs the deploy validators (docker, helm, promtool, ...)
 
 README = DEPLOY / "README.md"
 

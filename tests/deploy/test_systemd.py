@@ -7,7 +7,11 @@ import configparser
 import shlex
 from pathlib import Path
 
+import pytest
+
 from tests.deploy.helpers import DEPLOY, check_cli, check_settings_env, parse_env_file, run, tool
+
+pytestmark = pytest.mark.slow  # runs the deploy validators (docker, helm, promtool, ...)
 
 UNIT = DEPLOY / "systemd" / "labsentinel.service"
 BINARY = "/opt/labsentinel/bin/labsentinel"

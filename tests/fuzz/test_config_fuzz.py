@@ -156,6 +156,7 @@ def test_environment_values_are_checked_too(monkeypatch: pytest.MonkeyPatch) -> 
         load_settings()
 
 
+@pytest.mark.slow
 def test_check_config_exits_2_naming_the_key(tmp_path: Path) -> None:
     path = tmp_path / "labsentinel.toml"
     write_toml(with_bad("dispatcher.deadline_s", "forever"), path)

@@ -149,6 +149,7 @@ def check(app: App, raw: bytes) -> None:
     assert after.outcome is Outcome.STORED
 
 
+@pytest.mark.slow
 @settings(
     max_examples=120,
     derandomize=True,
@@ -175,6 +176,7 @@ def test_hostile_characters_in_any_read_field_never_stop_processing(
     check(injection_app, build(kind, target, insert, where, replace))
 
 
+@pytest.mark.slow
 def test_nul_in_each_read_field_never_stops_processing(injection_app: App) -> None:
     """Exhaustively, once per field: a NUL, a C1 control and a noncharacter in its value."""
     for kind, target in CASES:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -22,6 +23,7 @@ from service.tools.feedgen import Feed
 from service.tools.soak import fuzz_pipeline, mutate
 
 
+@pytest.mark.slow
 def test_mutation_fuzz_of_the_pipeline(database_url: str) -> None:
     report = fuzz_pipeline(2000, seed=3, database_url=database_url)
     assert report.problems == []
@@ -34,6 +36,7 @@ def test_mutation_fuzz_of_the_pipeline(database_url: str) -> None:
     assert report.paged == report.planted == 4
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150,
     deadline=None,
@@ -60,6 +63,7 @@ def test_arbitrary_bytes_never_raise(app, raw: bytes) -> None:  # type: ignore[n
         assert row.reason and row.error_class
 
 
+@pytest.mark.slow
 @settings(
     max_examples=200,
     deadline=None,

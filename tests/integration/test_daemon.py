@@ -75,7 +75,7 @@ async def test_redelivered_feed_pages_nothing_new(
     app = build_app(settings, pages_out=pages_out, clock=MessageClock())
     try:
         await run_until_consumed(app, len(feed.records), timeout_s=90)
-        first = count_rows(app.engine, NotificationRow)  # pages and advisories (issue #4)
+        first = count_rows(app.engine, NotificationRow)  # pages and order-time advisories
         assert alert_keys(read_pages(pages_out)) == Counter(planted_keys(feed))
         # The interface engine re-sends everything (same MSH-10s): nothing new happens.
         await publish(settings, feed.records)

@@ -15,9 +15,19 @@ from tests.pagers.factories import MRN, make_notification
 
 # DESIGN.md "Contract used by black-box checks": every line carries at least these keys.
 CONTRACT_KEYS = {
-    "event", "rule", "severity", "patient", "analyte", "value", "unit", "observed_at",
-    "iron", "antiresorptive", "dedup_key", "recipients",
-}  # fmt: skip
+    "event",
+    "rule",
+    "severity",
+    "patient",
+    "analyte",
+    "value",
+    "unit",
+    "observed_at",
+    "iron",
+    "antiresorptive",
+    "dedup_key",
+    "recipients",
+}
 
 
 async def test_console_prints_one_block_to_the_given_stream() -> None:

@@ -91,9 +91,16 @@ def test_service_supplied_actions_replace_the_defaults() -> None:
 
 def test_missing_parts_are_left_out_cleanly() -> None:
     n = make_notification(
-        value=None, comparator="", reference_range="", observed_at=None, iron=None,
-        antiresorptive=None, patient_location="", ack_url="", analyte="ionized_calcium",
-    )  # fmt: skip
+        value=None,
+        comparator="",
+        reference_range="",
+        observed_at=None,
+        iron=None,
+        antiresorptive=None,
+        patient_location="",
+        ack_url="",
+        analyte="ionized_calcium",
+    )
     text = render_text(n)
     assert text.splitlines()[0] == "ALERT CRITICAL: ionized calcium value n/a"
     assert "Ack:" not in text and "@" not in text and "ref " not in text

@@ -18,8 +18,13 @@ def body_of(msg: EmailMessage) -> str:
 
 def pager_for(server: SmtpServer, **kwargs: object) -> SmtpPager:
     return SmtpPager(
-        "mail", server.host, server.port, "labsentinel@hospital.example", timeout_s=2, **kwargs,  # type: ignore[arg-type]
-    )  # fmt: skip
+        name="mail",
+        host=server.host,
+        port=server.port,
+        sender="labsentinel@hospital.example",
+        timeout_s=2,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 async def test_delivers_one_message(smtp_server: SmtpServer) -> None:

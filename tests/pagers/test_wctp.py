@@ -35,9 +35,13 @@ def gateway(http_server: HttpServer) -> WctpGateway:
 
 def pager_for(server: HttpServer, **kwargs: object) -> WctpPager:
     return WctpPager(
-        "spok", f"{server.url}/wctp?F=generic", "labsentinel", "pw&<1>", clock=lambda: NOW,
+        name="spok",
+        url=f"{server.url}/wctp?F=generic",
+        sender_id="labsentinel",
+        security_code="pw&<1>",
+        clock=lambda: NOW,
         **kwargs,  # type: ignore[arg-type]
-    )  # fmt: skip
+    )
 
 
 async def test_submit_request_and_success(http_server: HttpServer, gateway: WctpGateway) -> None:

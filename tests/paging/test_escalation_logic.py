@@ -20,8 +20,11 @@ POLICY = Policy(
 
 def state(**kw: object) -> EscalationState:
     base: dict[str, object] = {
-        "status": "open", "severity": "critical", "state": "active", "paged_at": T0,
-    }  # fmt: skip
+        "status": "open",
+        "severity": "critical",
+        "state": "active",
+        "paged_at": T0,
+    }
     base.update(kw)
     return EscalationState(**base)  # type: ignore[arg-type]
 

@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
+from service.bootstrap import open_database
 from service.cli.main import main
 from service.db.models import Alert, AlertEvent, OutboxRow
 from service.notify import metrics as paging_metrics
 from service.notify.silences import add_silence
 from service.tools.broker import free_port
+from tests.messages import DENOSUMAB, oru, rde
 from tests.pagers.servers import (
     HttpServer,
     Reply,
@@ -133,6 +135,7 @@ async def test_final_failure_is_visible_and_goes_to_the_fallback(
             app.close()
 
 
+@pytest.mark.slow
 async def test_one_hanging_recipient_does_not_delay_the_others(
     sqlite_url: str, tmp_path: Path, mail: SmtpServer
 ) -> None:
@@ -175,15 +178,17 @@ async def test_silenced_unit_records_but_does_not_page(
             write_routing(tmp_path / "routing.toml"),
             {"pager": wctp(server.url), "email": smtp(mail.host, mail.port)},
         )
-        from service.bootstrap import open_database
-
         engine = open_database(settings)
         start = feed_start() - timedelta(days=1)
         for unit in ("ICU", "4W", "5N", "3E", "6S", "ONC"):
             add_silence(
-                engine, author="pharmacist", reason="unit-wide protocol review", now=start,
-                expires_at=start + timedelta(days=60), unit=unit,
-            )  # fmt: skip
+                engine,
+                author="pharmacist",
+                reason="unit-wide protocol review",
+                now=start,
+                expires_at=start + timedelta(days=60),
+                unit=unit,
+            )
         engine.dispose()
         app, _ = replay(settings, (r.value for r in planted_feed().records))
         try:
@@ -202,6 +207,7 @@ async def test_silenced_unit_records_but_does_not_page(
             app.close()
 
 
+@pytest.mark.slow
 async def test_refused_connections_are_retried_until_the_gateway_is_back(
     sqlite_url: str, tmp_path: Path, mail: SmtpServer
 ) -> None:
@@ -232,8 +238,6 @@ async def test_refused_connections_are_retried_until_the_gateway_is_back(
 def test_a_silenced_alert_that_resolves_still_records_its_resolution(
     sqlite_url: str, tmp_path: Path, mail: SmtpServer
 ) -> None:
-    from tests.messages import DENOSUMAB, oru, rde
-
     # The pager is never called: the unit is silenced.
     channels = {
         "pager": wctp(f"http://127.0.0.1:{free_port()}"),
@@ -242,22 +246,30 @@ def test_a_silenced_alert_that_resolves_still_records_its_resolution(
     settings = paging_settings(sqlite_url, write_routing(tmp_path / "routing.toml"), channels)
     start = feed_start()
     iron, day14 = start + timedelta(days=14), start + timedelta(days=28)
-    from service.bootstrap import open_database
-
     engine = open_database(settings)
     add_silence(
-        engine, author="pharmacist", reason="patient on comfort care", now=start,
-        expires_at=start + timedelta(days=60), unit="4W",
-    )  # fmt: skip
+        engine,
+        author="pharmacist",
+        reason="patient on comfort care",
+        now=start,
+        expires_at=start + timedelta(days=60),
+        unit="4W",
+    )
     engine.dispose()
     messages = [
         rde("MRN00000042", start, drug=DENOSUMAB, route="SC"),
         rde("MRN00000042", iron),
         oru("MRN00000042", day14, value="1.4", order="S1"),
         # The result is corrected to a normal value: the alert resolves, silenced or not.
-        oru("MRN00000042", day14, value="3.4", order="S1", status="C",
-            sent=day14 + timedelta(hours=2)),
-    ]  # fmt: skip
+        oru(
+            "MRN00000042",
+            day14,
+            value="3.4",
+            order="S1",
+            status="C",
+            sent=day14 + timedelta(hours=2),
+        ),
+    ]
     app, _ = replay(settings, messages)
     try:
         with Session(app.engine) as session:

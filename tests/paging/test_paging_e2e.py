@@ -21,11 +21,12 @@ from alerts.pagers.wctp import message_id
 from service.db.models import Alert, NotificationRow, Patient
 from service.ingest.pipeline import Incoming
 from service.notify import metrics as paging_metrics
+from service.notify.ack_links import ack_secret
 from service.notify.ack_tokens import verify_ack_token
-from service.notify.acknowledge import ack_secret, acknowledge
-from service.notify.alerting import notification_id
+from service.notify.acknowledge import acknowledge
 from service.notify.escalation import paging_for, run_escalations
 from service.notify.history import alert_history
+from service.notify.outbox import notification_id
 from service.runtime import metrics
 from tests.pagers.servers import HttpServer, SmtpServer, WctpGateway
 
@@ -65,6 +66,7 @@ def submitted_to(gw: WctpGateway, nid: str, recipient: str) -> bool:
     return any(s["messageID"] == wanted and s["recipientID"] == recipient for s in gw.submitted)
 
 
+@pytest.mark.slow
 async def test_replay_routes_escalates_acks_and_stops(
     database_url: str, tmp_path: Path, gateway: Any, mail: SmtpServer
 ) -> None:
@@ -98,9 +100,10 @@ async def test_replay_routes_escalates_acks_and_stops(
             pages = [
                 n
                 for n in notifications
-                if n.alert_id == alert.id and n.event in ("alert", "update")
+                if n.alert_id == alert.id
+                and n.event in ("alert", "update")
                 and n.severity in ("high", "critical")
-            ]  # fmt: skip
+            ]
             assert pages, case.description
             for page in pages:
                 doc = payload(page)
@@ -130,15 +133,24 @@ async def test_replay_routes_escalates_acks_and_stops(
         assert claim.dedup_key == acked.dedup_key
         acks_before = counter(paging_metrics.acks, "iv-phosphate", "link")
         result = acknowledge(
-            app.engine, acked.id, who="dr.ng", action="iv-phosphate",
-            note="20 mmol K-phos started", now=acked.paged_at + timedelta(minutes=3),
+            app.engine,
+            acked.id,
+            who="dr.ng",
+            action="iv-phosphate",
+            note="20 mmol K-phos started",
+            now=acked.paged_at + timedelta(minutes=3),
             source="link",
-        )  # fmt: skip
+        )
         assert not result.already_acknowledged
         again = acknowledge(
-            app.engine, acked.id, who="someone-else", action="not-relevant", note="",
-            now=acked.paged_at + timedelta(minutes=4), source="api",
-        )  # fmt: skip
+            app.engine,
+            acked.id,
+            who="someone-else",
+            action="not-relevant",
+            note="",
+            now=acked.paged_at + timedelta(minutes=4),
+            source="api",
+        )
         assert again.already_acknowledged and again.acked_by == "dr.ng"
         assert counter(paging_metrics.acks, "iv-phosphate", "link") == acks_before + 1
 

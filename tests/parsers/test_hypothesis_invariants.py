@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -225,6 +226,7 @@ def test_every_catalogued_item_is_read_or_rejected_exactly_once(gen: Generated) 
     _assert_conserved(gen, parsed)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(messages(dirty=True))
 @example(  # NUL in the control id, invalid UTF-8 in a unit, an escaped LF in the value

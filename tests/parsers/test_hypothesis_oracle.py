@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +30,8 @@ from tests.parsers.strategies import (
     plain_nonblank,
     timestamps,
 )
+
+pytestmark = pytest.mark.slow  # hundreds of examples, each parsed twice (ours and hl7apy)
 
 SETTINGS = settings(
     max_examples=150,

@@ -58,10 +58,25 @@ def write(path: Path, messages: list[bytes]) -> Path:
 def replay(hl7: Path, database_url: str, pages: Path) -> str:
     """``labsentinel replay --clock messages`` as a user runs it; returns the summary line."""
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli.main", "replay", str(hl7), "--clock", "messages",
-         "--database-url", database_url, "--pages-out", str(pages)],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env=dict(os.environ),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "service.cli.main",
+            "replay",
+            str(hl7),
+            "--clock",
+            "messages",
+            "--database-url",
+            database_url,
+            "--pages-out",
+            str(pages),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=dict(os.environ),
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip().splitlines()[-1]
 

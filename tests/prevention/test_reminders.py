@@ -43,9 +43,7 @@ def store(app: App, *messages: bytes) -> None:
 
 
 def sweep(app: App, now: datetime) -> list[str]:
-    report = run_reminders(
-        app.engine, app.settings, app.clinical, now, delivery=app.pipeline.delivery
-    )
+    report = run_reminders(app.engine, app.clinical, now, delivery=app.pipeline.delivery)
     return [label for _, label in report.sent]
 
 
@@ -79,8 +77,9 @@ CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "results", "sweeps", "expected"), CASES,
-                         ids=[c[0] for c in CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "results", "sweeps", "expected"), CASES, ids=[c[0] for c in CASES]
+)
 def test_reminder_cases(
     app: App,
     name: str,

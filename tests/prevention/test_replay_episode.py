@@ -5,15 +5,21 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine
 
 from alerts.identity import patient_key
-from service.api.app import ApiContext
-from service.api.queries import list_alerts, patient_ref_for, patient_timeline, patients_at_risk
+from service.api.context import ApiContext
+from service.api.views.alerts import list_alerts
+from service.api.views.patients import patient_ref_for
+from service.api.views.timeline import patient_timeline
+from service.api.views.worklist import patients_at_risk
 from service.bootstrap import build_clinical
 from service.runtime.settings import load_settings
 
 from .episode import MRN, brief, calcium, day, episode, phosphate, read, replay, write
+
+pytestmark = pytest.mark.slow  # replays weeks of a hospital feed end to end
 
 # Baseline drawn; day 7 missed (drawn late on day 12); a fall on day 17; day 21 drawn on day
 # 22; month 1 missed. The shipped routing sends the patient (no PV1 service) to the pharmacy.

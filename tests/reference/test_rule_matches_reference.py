@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
@@ -268,6 +269,7 @@ DOUBLE_PER_RESULT = (
 )  # fmt: skip
 
 
+@pytest.mark.slow
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories())
 @example((*SECOND_DOSE, at(26)))

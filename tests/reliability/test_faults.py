@@ -20,6 +20,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
 
 def check(result: soak.ScenarioResult) -> None:
+    # A scenario whose fault never reached the daemon proves nothing, whatever its audit says.
+    assert result.injected > 0, f"no fault was injected: {result.row()}"
     audit = result.audit
     assert audit.ok, (result.row(), audit.details)
     assert audit.paged == audit.planted and audit.lost == 0 and audit.doubled == 0
@@ -34,8 +36,8 @@ def test_sigkill_at_random_moments_loses_nothing(proxied_broker, private_pg_url,
 
 
 def test_database_outage_pauses_then_resumes(proxied_broker, private_pg, tmp_path: Path):
-    # CI: 6 s instead of the 20 s (the soak command runs 20 s); long enough for the
-    # consumer to hit the outage, pause, report not-ready and back off a few times.
+    # CI: at least 6 s instead of the soak command's 20 s. The outage lasts until the consumer
+    # has logged its pause and /readyz has answered 503, however slow the machine.
     result = soak.scenario_database_outage(
         proxied_broker, private_pg, tmp_path, outage_s=6, messages=3000, seed=12
     )
@@ -44,12 +46,13 @@ def test_database_outage_pauses_then_resumes(proxied_broker, private_pg, tmp_pat
 
 
 def test_broker_cut_then_reconnect(proxied_broker, private_pg_url, tmp_path: Path):
-    # CI: 8 s instead of 30 s (the soak command runs 30 s).
+    # CI: at least 8 s instead of the soak command's 30 s. The cut lasts until the daemon has
+    # tried to reconnect through the proxy and been refused.
     result = soak.scenario_broker_cut(
         proxied_broker, private_pg_url, tmp_path, cut_s=8, messages=3000, seed=13
     )
     check(result)
-    assert result.notes == "daemon stayed up"
+    assert result.notes.startswith("daemon stayed up"), result.notes
 
 
 def test_pager_failing_half_its_requests(proxied_broker, private_pg_url, tmp_path: Path):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -65,6 +66,7 @@ def out_json(exc: BaseException) -> str:
     return logs.JsonFormatter().format(record)
 
 
+@pytest.mark.slow
 def test_unexpected_cli_failure_is_one_sentence_and_exit_1(tmp_path: Path) -> None:
     feed = tmp_path / "one.hl7"
     feed.write_bytes(hostile_oru() + b"\r")

@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from service.db.engine import normalise_url
@@ -30,6 +31,8 @@ from tests.safety.hostile import (
     only_msh,
     planted_case,
 )
+
+pytestmark = pytest.mark.slow  # each test runs `labsentinel replay` as a subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY = re.compile(

@@ -140,7 +140,7 @@ def test_status_u_with_empty_value_keeps_the_preliminary_value_and_pages(pipelin
         (
             d14 + timedelta(hours=1),
             oru(MRN, d14, value="", status="U", order="ORDU", sent=d14 + timedelta(hours=1)),
-        ),  # fmt: skip
+        ),
     )
     with Session(pipeline.engine) as session:
         (row,) = session.exec(select(LabResultRow)).all()

@@ -94,12 +94,19 @@ def test_authority_migration_rekeys_patients_and_their_alerts(database_url: str)
                 session.add(
                     Alert(
                         dedup_key=dedup_key(RULE_INTERACTION, patient, "phosphate", episode),
-                        rule=RULE_INTERACTION, patient_id=patient, analyte="phosphate",
-                        severity="high", status="open", observed_at=episode,
-                        iron_dose_at=episode, episode_start=episode,
-                        antiresorptive_dose_at=episode, created_at=episode, updated_at=episode,
+                        rule=RULE_INTERACTION,
+                        patient_id=patient,
+                        analyte="phosphate",
+                        severity="high",
+                        status="open",
+                        observed_at=episode,
+                        iron_dose_at=episode,
+                        episode_start=episode,
+                        antiresorptive_dose_at=episode,
+                        created_at=episode,
+                        updated_at=episode,
                     )
-                )  # fmt: skip
+                )
         upgrade(engine)
         with engine.connect() as connection:
             rows = connection.execute(

@@ -18,17 +18,25 @@ from sqlmodel import Session
 
 from service.api.server import ApiServer
 from service.db.models import Alert
-from service.notify.acknowledge import ack_link
+from service.notify.ack_links import ack_link
 from tests.api.story import MRN, TOKEN, Story, build_story
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
+# Selenium is a test-only extra: without it the whole module is skipped, not failed.
 webdriver = pytest.importorskip("selenium.webdriver")
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM and DRIVER), reason="needs Debian packages chromium and chromium-driver"
-)
+By = pytest.importorskip("selenium.webdriver.common.by").By
+ChromeOptions = pytest.importorskip("selenium.webdriver.chrome.options").Options
+ChromeService = pytest.importorskip("selenium.webdriver.chrome.service").Service
+WebDriverWait = pytest.importorskip("selenium.webdriver.support.ui").WebDriverWait
+pytestmark = [
+    pytest.mark.slow,  # drives a real Chromium
+    pytest.mark.skipif(
+        not (CHROMIUM and DRIVER), reason="needs Debian packages chromium and chromium-driver"
+    ),
+]
 
 
 class RunningServer:
@@ -71,10 +79,7 @@ class RunningServer:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
+    options = ChromeOptions()
     options.binary_location = CHROMIUM or ""
     for flag in (
         "--headless",
@@ -90,7 +95,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
         "--window-size=820,1400",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+    driver = webdriver.Chrome(service=ChromeService(executable_path=DRIVER), options=options)
     driver.set_page_load_timeout(30)
     # Elements may appear after a navigation returns on a loaded CI machine: wait for them.
     driver.implicitly_wait(15)
@@ -111,8 +116,6 @@ def live(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[Story, str]]:
 
 
 def test_page_link_to_acknowledged_alert(browser, live) -> None:  # type: ignore[no-untyped-def]
-    from selenium.webdriver.common.by import By
-
     story, base_url = live
     alert = story.alert()
     # The link exactly as a page carries it, pointed at this server.
@@ -134,9 +137,6 @@ def test_page_link_to_acknowledged_alert(browser, live) -> None:  # type: ignore
 
 
 def test_timeline_screenshot(browser, live) -> None:  # type: ignore[no-untyped-def]
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
     story, base_url = live
     browser.get(f"{base_url}/worklist")
     assert "/login" in browser.current_url  # signed out: sent to sign in

@@ -8,6 +8,7 @@ from datetime import timedelta
 import httpx
 from sqlmodel import Session
 
+from service.api import ApiContext, create_app
 from service.api.auth import SESSION_COOKIE
 from service.db.models import Alert
 from service.notify.ack_tokens import make_ack_token
@@ -52,8 +53,6 @@ async def test_sign_in_sets_a_hardened_session_cookie(client: httpx.AsyncClient)
 
 
 async def test_cookie_is_secure_behind_https(story: Story) -> None:
-    from service.api import ApiContext, create_app
-
     settings = story.settings.model_copy(
         update={"api": story.settings.api.model_copy(update={"base_url": "https://ls.example"})}
     )
@@ -72,7 +71,8 @@ async def test_worklist_and_timeline_without_phi_in_urls(
     assert worklist.status_code == 200
     page = worklist.text
     assert MRN in page  # in the page body, for the clinician ...
-    assert "At risk now" in page and "Phos + Ca 3 weeks: due" in page
+    # Day 21's pair was drawn on day 19 (inside its window): month 1 is the next check.
+    assert "At risk now" in page and "Phos + Ca month 1: upcoming" in page
     links = _urls(page)
     assert not [u for u in links if MRN in u]  # ... never in a link
     patient_links = [u for u in links if u.startswith("/patients/")]

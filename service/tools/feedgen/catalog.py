@@ -164,38 +164,77 @@ class Drug:
 # RxCUIs: 1435169 / 1435174 and 993452 from CLINICAL.md (FDA data); 705875 is the Reclast
 # product RxCUI in openFDA's NDC record for Reclast 5 mg/100 mL. The Venofer code is local.
 FERRIC_CARBOXYMALTOSE = Drug(
-    "ferric carboxymaltose",
-    "iron",
-    "1435169",
-    "Ferric carboxymaltose 750 mg/15 mL",
-    "RXNORM",
-    "750",
-    "mg",
-    "INJ",
-    "IV",
+    ingredient="ferric carboxymaltose",
+    drug_class="iron",
+    code="1435169",
+    text="Ferric carboxymaltose 750 mg/15 mL",
+    system="RXNORM",
+    amount="750",
+    units="mg",
+    form="INJ",
+    route="IV",
 )
 INJECTAFER = Drug(
-    "ferric carboxymaltose", "iron", "1435174", "Injectafer 750 mg/15 mL", "RXNORM",
-    "750", "mg", "INJ", "IV",
-)  # fmt: skip
+    ingredient="ferric carboxymaltose",
+    drug_class="iron",
+    code="1435174",
+    text="Injectafer 750 mg/15 mL",
+    system="RXNORM",
+    amount="750",
+    units="mg",
+    form="INJ",
+    route="IV",
+)
 VENOFER = Drug(
-    "iron sucrose", "iron", "LF2001", "Venofer (iron sucrose) 200 mg/10 mL", "L",
-    "200", "mg", "INJ", "IV",
-)  # fmt: skip
+    ingredient="iron sucrose",
+    drug_class="iron",
+    code="LF2001",
+    text="Venofer (iron sucrose) 200 mg/10 mL",
+    system="L",
+    amount="200",
+    units="mg",
+    form="INJ",
+    route="IV",
+)
 PROLIA = Drug(
-    "denosumab", "antiresorptive", "993452", "Prolia 60 mg/mL", "RXNORM", "60", "mg", "INJ", "SC"
+    ingredient="denosumab",
+    drug_class="antiresorptive",
+    code="993452",
+    text="Prolia 60 mg/mL",
+    system="RXNORM",
+    amount="60",
+    units="mg",
+    form="INJ",
+    route="SC",
 )
 RECLAST = Drug(
-    "zoledronic acid", "antiresorptive", "705875", "Reclast 5 mg/100 mL", "RXNORM",
-    "5", "mg", "INJ", "IV",
-)  # fmt: skip
+    ingredient="zoledronic acid",
+    drug_class="antiresorptive",
+    code="705875",
+    text="Reclast 5 mg/100 mL",
+    system="RXNORM",
+    amount="5",
+    units="mg",
+    form="INJ",
+    route="IV",
+)
 
 BACKGROUND_IRON = (INJECTAFER, FERRIC_CARBOXYMALTOSE, VENOFER, VENOFER)
 BACKGROUND_ANTIRESORPTIVE = (PROLIA, PROLIA, RECLAST)
 
 
 def _other(code: str, text: str, amount: str, units: str, form: str, route: str) -> Drug:
-    return Drug(text.split(" ")[0].lower(), "other", code, text, "L", amount, units, form, route)
+    return Drug(
+        ingredient=text.split(" ")[0].lower(),
+        drug_class="other",
+        code=code,
+        text=text,
+        system="L",
+        amount=amount,
+        units=units,
+        form=form,
+        route=route,
+    )
 
 
 # Repeats weight the draw. Ferrous sulfate (oral iron) must never count as IV iron; the
@@ -236,9 +275,32 @@ FAMILY_NAMES = (
     "SAMPLE-DOE",
 )
 GIVEN_NAMES = (
-    "ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO", "FOXTROT", "GOLF", "HOTEL", "INDIA",
-    "JULIETT", "KILO", "LIMA", "MIKE", "NOVEMBER", "OSCAR", "PAPA", "QUEBEC", "ROMEO",
-    "SIERRA", "TANGO", "UNIFORM", "VICTOR", "WHISKEY", "XRAY", "YANKEE", "ZULU",
-)  # fmt: skip
+    "ALPHA",
+    "BRAVO",
+    "CHARLIE",
+    "DELTA",
+    "ECHO",
+    "FOXTROT",
+    "GOLF",
+    "HOTEL",
+    "INDIA",
+    "JULIETT",
+    "KILO",
+    "LIMA",
+    "MIKE",
+    "NOVEMBER",
+    "OSCAR",
+    "PAPA",
+    "QUEBEC",
+    "ROMEO",
+    "SIERRA",
+    "TANGO",
+    "UNIFORM",
+    "VICTOR",
+    "WHISKEY",
+    "XRAY",
+    "YANKEE",
+    "ZULU",
+)
 WARDS = ("4W", "4W", "5N", "3E", "6S", "ICU", "ONC")
 SERVICES = {"4W": "MED", "5N": "MED", "3E": "SUR", "6S": "NEP", "ICU": "ICU", "ONC": "ONC"}

@@ -34,7 +34,8 @@ from service.tools.feedgen.catalog import (
     value_grid,
 )
 from service.tools.feedgen.hl7 import PatientSegments, patient_segments
-from service.tools.feedgen.model import Feed, FeedRecord
+from service.tools.feedgen.model import Feed
+from service.tools.feedgen.noise import with_noise
 from service.tools.feedgen.planted import (
     DAY,
     HOUR,
@@ -46,7 +47,6 @@ from service.tools.feedgen.planted import (
 
 SPAN = 35 * DAY  # the feed covers 35 days of event time from `start`
 CORRECTION_RATE = 0.002  # "a few" corrected results: 2 per 1000 records, at least 1
-DUPLICATE_REACH = 150  # a duplicate re-appears 1..150 records after its original
 
 # Message mix of the background (cumulative): chemistry 70 %, CBC 15 %, minerals 5 %, RDE 10 %.
 _CHEM, _CBC, _MINOR = 0.70, 0.85, 0.90
@@ -77,23 +77,6 @@ def _patients(rng: random.Random, count: int) -> list[PatientSegments]:
             )
         )
     return out
-
-
-def _garbage(rng: random.Random, sample: bytes | None) -> bytes:
-    """Junk that must be dead-lettered. Never contains CR, LF or MLLP framing bytes."""
-    choice = rng.randrange(4)
-    if choice == 0 and sample is not None:
-        # A message cut inside MSH, before MSH-9 (message type) and MSH-10 (control id).
-        header = sample.split(b"\r", 1)[0]
-        cut = header.index(b"|", 20)  # after MSH-3, before MSH-9
-        return header[: rng.randrange(12, cut)]
-    if choice == 1:
-        allowed = bytes(b for b in range(256) if b not in (0x0A, 0x0D, 0x0B, 0x1C))
-        return bytes(rng.choice(allowed) for _ in range(rng.randrange(8, 120)))
-    if choice == 2:
-        return b'{"resourceType": "Observation", "status": "final", "note": "not HL7 v2"}'
-    letters = "abcdefghijklmnopqrstuvwxyz ,.;:-"
-    return ("".join(rng.choice(letters) for _ in range(rng.randrange(10, 200)))).encode()
 
 
 def generate_feed(
@@ -216,7 +199,9 @@ def _generate(
         items.append(_correction(builder, source, end_sec))
 
     items.sort(key=lambda item: (item[0], item[1]))
-    records = _with_extras(rng, items, n_dup, garbage, (oru_topic, rde_topic))
+    records = with_noise(
+        rng, [record for _, _, record in items], n_dup, garbage, (oru_topic, rde_topic)
+    )
     return Feed(tuple(records), tuple(cases))
 
 
@@ -370,33 +355,3 @@ def _correction(builder: RecordBuilder, source: _Source, end_sec: int) -> Item:
         "correction",
         orders_of=original,
     )
-
-
-def _with_extras(
-    rng: random.Random,
-    items: list[Item],
-    n_dup: int,
-    n_garbage: int,
-    topics: tuple[str, str],
-) -> list[FeedRecord]:
-    """Feed order: the sorted records, with duplicates re-emitted a little later and garbage."""
-    primary = [record for _, _, record in items]
-    n = len(primary)
-    extras: dict[int, list[FeedRecord]] = {}
-    if n:
-        sources = rng.sample(range(n), n_dup) if n_dup <= n else rng.choices(range(n), k=n_dup)
-        for i in sources:
-            original = primary[i]
-            copy = FeedRecord(original.topic, original.key, original.value, "duplicate")
-            at = min(n - 1, i + rng.randint(1, DUPLICATE_REACH))
-            extras.setdefault(at, []).append(copy)
-    sample = next((r.value for r in primary if r.kind.startswith("oru")), None)
-    for _ in range(n_garbage):
-        topic = topics[0] if rng.random() < 0.8 else topics[1]
-        junk = FeedRecord(topic, None, _garbage(rng, sample), "garbage")
-        extras.setdefault(rng.randrange(n) if n else -1, []).append(junk)
-    out: list[FeedRecord] = extras.get(-1, [])
-    for i, record in enumerate(primary):
-        out.append(record)
-        out.extend(extras.get(i, ()))
-    return out

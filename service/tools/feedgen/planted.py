@@ -59,42 +59,114 @@ class Variant:
 
 VARIANTS: tuple[Variant, ...] = (
     Variant(
-        "phosphate-high-denosumab", "phosphate", "high", PROLIA, -14, PHOSPHATE,
-        3.4, 1.4, "", 1.0, 6, 14,
-        "Prolia 60 mg SC 14 days before ferric carboxymaltose 750 mg IV; phosphate 3.4 on "
-        "day 6, 1.4 mg/dL on day 14 (< 2.0: high)",
+        name="phosphate-high-denosumab",
+        analyte="phosphate",
+        severity="high",
+        antiresorptive=PROLIA,
+        antiresorptive_day=-14,
+        test=PHOSPHATE,
+        normal_value=3.4,
+        low_value=1.4,
+        low_comparator="",
+        critical_below=1.0,
+        normal_day=6,
+        low_day=14,
+        description=(
+            "Prolia 60 mg SC 14 days before ferric carboxymaltose 750 mg IV; phosphate 3.4 on "
+            "day 6, 1.4 mg/dL on day 14 (< 2.0: high)"
+        ),
     ),
     Variant(
-        "calcium-high-denosumab-after-iron", "calcium", "high", PROLIA, 3, CALCIUM,
-        9.3, 7.6, "", 7.0, 7, 12,
-        "ferric carboxymaltose 750 mg IV, Prolia 60 mg SC 3 days later; calcium 9.3 on day 7, "
-        "7.6 mg/dL on day 12 (< 8.0: high; no albumin sent)",
+        name="calcium-high-denosumab-after-iron",
+        analyte="calcium",
+        severity="high",
+        antiresorptive=PROLIA,
+        antiresorptive_day=3,
+        test=CALCIUM,
+        normal_value=9.3,
+        low_value=7.6,
+        low_comparator="",
+        critical_below=7.0,
+        normal_day=7,
+        low_day=12,
+        description=(
+            "ferric carboxymaltose 750 mg IV, Prolia 60 mg SC 3 days later; calcium 9.3 on day 7, "
+            "7.6 mg/dL on day 12 (< 8.0: high; no albumin sent)"
+        ),
     ),
     Variant(
-        "phosphate-molar-denosumab", "phosphate", "high", PROLIA, -10, PHOSPHATE_MOLAR,
-        1.10, 0.45, "", 0.32, 5, 15,
-        "Prolia 60 mg SC 10 days before ferric carboxymaltose 750 mg IV; phosphate (14879-1) "
-        "1.10 mmol/L on day 5, 0.45 mmol/L = 1.39 mg/dL on day 15 (high)",
+        name="phosphate-molar-denosumab",
+        analyte="phosphate",
+        severity="high",
+        antiresorptive=PROLIA,
+        antiresorptive_day=-10,
+        test=PHOSPHATE_MOLAR,
+        normal_value=1.10,
+        low_value=0.45,
+        low_comparator="",
+        critical_below=0.32,
+        normal_day=5,
+        low_day=15,
+        description=(
+            "Prolia 60 mg SC 10 days before ferric carboxymaltose 750 mg IV; phosphate (14879-1) "
+            "1.10 mmol/L on day 5, 0.45 mmol/L = 1.39 mg/dL on day 15 (high)"
+        ),
     ),
     Variant(
-        "phosphate-sn-critical-zoledronic", "phosphate", "critical", RECLAST, -12, PHOSPHATE,
-        3.1, 0.5, "<", 1.0, 6, 11,
-        "Reclast 5 mg IV 12 days before ferric carboxymaltose 750 mg IV; phosphate 3.1 on "
-        "day 6, SN '<^0.5' mg/dL on day 11 (< 1.0: critical)",
+        name="phosphate-sn-critical-zoledronic",
+        analyte="phosphate",
+        severity="critical",
+        antiresorptive=RECLAST,
+        antiresorptive_day=-12,
+        test=PHOSPHATE,
+        normal_value=3.1,
+        low_value=0.5,
+        low_comparator="<",
+        critical_below=1.0,
+        normal_day=6,
+        low_day=11,
+        description=(
+            "Reclast 5 mg IV 12 days before ferric carboxymaltose 750 mg IV; phosphate 3.1 on "
+            "day 6, SN '<^0.5' mg/dL on day 11 (< 1.0: critical)"
+        ),
     ),
     Variant(
-        "calcium-critical-zoledronic", "calcium", "critical", RECLAST, -5, CALCIUM,
-        9.1, 6.8, "", 7.0, 8, 19,
-        "Reclast 5 mg IV 5 days before ferric carboxymaltose 750 mg IV; calcium 9.1 on day 8, "
-        "6.8 mg/dL on day 19 (< 7.0: critical; no albumin sent)",
+        name="calcium-critical-zoledronic",
+        analyte="calcium",
+        severity="critical",
+        antiresorptive=RECLAST,
+        antiresorptive_day=-5,
+        test=CALCIUM,
+        normal_value=9.1,
+        low_value=6.8,
+        low_comparator="",
+        critical_below=7.0,
+        normal_day=8,
+        low_day=19,
+        description=(
+            "Reclast 5 mg IV 5 days before ferric carboxymaltose 750 mg IV; calcium 9.1 on day 8, "
+            "6.8 mg/dL on day 19 (< 7.0: critical; no albumin sent)"
+        ),
     ),
     Variant(
-        "phosphate-critical-zoledronic", "phosphate", "critical", RECLAST, -7, PHOSPHATE,
-        3.2, 0.8, "", 1.0, 7, 17,
-        "Reclast 5 mg IV 7 days before ferric carboxymaltose 750 mg IV; phosphate 3.2 on "
-        "day 7, 0.8 mg/dL on day 17 (< 1.0: critical)",
+        name="phosphate-critical-zoledronic",
+        analyte="phosphate",
+        severity="critical",
+        antiresorptive=RECLAST,
+        antiresorptive_day=-7,
+        test=PHOSPHATE,
+        normal_value=3.2,
+        low_value=0.8,
+        low_comparator="",
+        critical_below=1.0,
+        normal_day=7,
+        low_day=17,
+        description=(
+            "Reclast 5 mg IV 7 days before ferric carboxymaltose 750 mg IV; phosphate 3.2 on "
+            "day 7, 0.8 mg/dL on day 17 (< 1.0: critical)"
+        ),
     ),
-)  # fmt: skip
+)
 
 LATE_DELAY_MAX = 60 * HOUR  # a late order arrives at most 2.5 days after the result
 
