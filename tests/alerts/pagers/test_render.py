@@ -15,7 +15,7 @@ from alerts.render import (
     render_subject,
     render_text,
 )
-from tests.pagers.factories import LOCATION, MRN, make_notification
+from tests.alerts.pagers.factories import LOCATION, MRN, make_notification
 
 ESSENTIALS = ("ALERT CRITICAL: phosphate <0.9 mg/dL", "Ack: https://labsentinel.example/ack/7Qx2")
 

@@ -14,7 +14,7 @@ from service.db.models import Alert, AlertEvent, DeadLetter, LabResultRow, Notif
 from service.ingest.pipeline import Incoming, Outcome, Pipeline
 from service.runtime.clock import FixedClock
 from tests.messages import DENOSUMAB, FERROUS_SULFATE, oru, rde
-from tests.service.conftest import T0
+from tests.ingest.conftest import T0
 
 MRN = "MRN00000001"
 
@@ -29,7 +29,7 @@ def feed(pipeline: Pipeline, clock: FixedClock, *messages: tuple[datetime, bytes
 
 
 def notifications(pipeline: Pipeline) -> list[NotificationRow]:
-    """The alerts' notifications (the order-time advisory has tests in tests/prevention)."""
+    """The alerts' notifications (the order-time advisory has tests in tests/notify/prevention)."""
     query = select(NotificationRow).where(NotificationRow.event != "advisory")
     with Session(pipeline.engine) as session:
         return list(session.exec(query.order_by(NotificationRow.id)).all())

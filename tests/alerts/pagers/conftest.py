@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.pagers.servers import HttpServer, SmtpServer
+from tests.alerts.pagers.servers import HttpServer, SmtpServer
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from service.notify import metrics as paging_metrics
 from service.notify.silences import add_silence
 from service.tools.broker import free_port
 from tests.messages import DENOSUMAB, oru, rde
-from tests.pagers.servers import (
+from tests.alerts.pagers.servers import (
     HttpServer,
     Reply,
     Request,

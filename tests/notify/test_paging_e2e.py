@@ -28,7 +28,7 @@ from service.notify.escalation import paging_for, run_escalations
 from service.notify.history import alert_history
 from service.notify.outbox import notification_id
 from service.runtime import metrics
-from tests.pagers.servers import HttpServer, SmtpServer, WctpGateway
+from tests.alerts.pagers.servers import HttpServer, SmtpServer, WctpGateway
 
 from .helpers import (
     corrective_order,

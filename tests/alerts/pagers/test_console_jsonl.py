@@ -11,7 +11,7 @@ import pytest
 
 from alerts.pagers import ConsolePager, JsonLinesPager, Outcome, Pager
 from alerts.render import render_text
-from tests.pagers.factories import MRN, make_notification
+from tests.alerts.pagers.factories import MRN, make_notification
 
 # DESIGN.md "Contract used by black-box checks": every line carries at least these keys.
 CONTRACT_KEYS = {

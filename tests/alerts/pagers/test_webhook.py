@@ -9,8 +9,8 @@ import pytest
 
 from alerts.pagers import Outcome, Pager, WebhookPager
 from alerts.render import render_text
-from tests.pagers.factories import MRN, make_notification
-from tests.pagers.servers import HttpServer, WebhookReceiver, refused_port
+from tests.alerts.pagers.factories import MRN, make_notification
+from tests.alerts.pagers.servers import HttpServer, WebhookReceiver, refused_port
 
 SECRET = "s3cret-shared-with-the-receiver"
 

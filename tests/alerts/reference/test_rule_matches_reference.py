@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 from alerts.model import PatientHistory, StoredOrder, StoredResult
 from alerts.rules import evaluate_patient
 from tests.alerts.helpers import CONFIG, DRUGS, LABS
-from tests.reference import evaluator
+from tests.alerts.reference import evaluator
 
 # ~300 examples run in a few seconds; LABSENTINEL_REFERENCE_EXAMPLES=20000 for a long hunt.
 EXAMPLES = int(os.environ.get("LABSENTINEL_REFERENCE_EXAMPLES", "300"))

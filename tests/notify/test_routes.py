@@ -11,7 +11,7 @@ from alerts.identity import patient_key
 from alerts.notification import Notification
 from service.notify.delivery import load_paging
 from service.notify.routes import fallback_routes, page_identity
-from tests.paging.helpers import paging_settings, smtp, wctp, write_routing
+from tests.notify.helpers import paging_settings, smtp, wctp, write_routing
 
 
 def _notification(patient_id: str) -> Notification:

@@ -8,8 +8,8 @@ import pytest
 
 from alerts.pagers import Outcome, Pager, SmtpPager
 from alerts.render import render_text
-from tests.pagers.factories import LOCATION, MRN, make_notification
-from tests.pagers.servers import SmtpServer, refused_port, silent_tcp_port
+from tests.alerts.pagers.factories import LOCATION, MRN, make_notification
+from tests.alerts.pagers.servers import SmtpServer, refused_port, silent_tcp_port
 
 
 def body_of(msg: EmailMessage) -> str:

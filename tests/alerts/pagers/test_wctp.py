@@ -10,8 +10,8 @@ import pytest
 from alerts.pagers import Outcome, Pager, WctpPager
 from alerts.pagers.wctp import message_id
 from alerts.render import render_text
-from tests.pagers.factories import MRN, make_notification
-from tests.pagers.servers import (
+from tests.alerts.pagers.factories import MRN, make_notification
+from tests.alerts.pagers.servers import (
     WCTP_DOCTYPE,
     HttpServer,
     Reply,
