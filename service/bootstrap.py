@@ -20,6 +20,7 @@ from alerts.model import RuleConfig, Thresholds
 from alerts.monitoring import MonitoringConfig
 from alerts.pagers import TRANSPORT_TYPES
 from alerts.pagers.base import Pager
+from alerts.pagers.held import HeldPager
 from parsers import ParserConfig
 from service.db.engine import make_engine
 from service.db.migrate import upgrade
@@ -184,13 +185,23 @@ def build_app(
     clock: Clock | None = None,
     transports: Mapping[str, Pager] | None = None,
     migrate: bool = True,
+    held: bool = False,
 ) -> App:
-    """Validate everything, open (and migrate) the database, wire pipeline and dispatcher."""
+    """Validate everything, open (and migrate) the database, wire pipeline and dispatcher.
+
+    ``held`` (``replay --no-deliver``): every configured channel is replaced by a transport
+    that sends nothing; only the ``pages_out`` file receives the notifications.
+    """
     phi.configure_salt(settings.patient.log_hash_salt.get_secret_value())
     clinical = build_clinical(settings)
     channels = channel_settings(settings, pages_out)
     delivery = build_delivery(settings, channels)
     real_transports = dict(transports) if transports is not None else build_transports(channels)
+    if held:
+        real_transports = {
+            name: pager if name == PAGES_OUT_CHANNEL else HeldPager(name)
+            for name, pager in real_transports.items()
+        }
     engine = open_database(settings, migrate=migrate)
     wall = WallClock()
     pipeline = Pipeline(

@@ -15,10 +15,11 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from service.cli import ops, paging, reliability
+from service.cli import ingress, ops, paging, reliability
 from service.ingest.messages import DatabaseUnavailable
 from service.runtime import logs
 from service.runtime.logs import describe_exception
@@ -29,7 +30,7 @@ EXIT_FAILURE = 1
 
 # Subcommand groups, one module per concern: each has ``COMMANDS`` (the top-level command
 # names it owns), ``register(subparsers, config_args)`` and ``handle(args, settings) -> int``.
-COMMAND_MODULES = (paging, ops, reliability)
+COMMAND_MODULES = (paging, ops, reliability, ingress)
 
 
 def _config_args(parser: argparse.ArgumentParser, *, database: bool = True) -> None:
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pages the care team when phosphate or calcium falls after IV iron in a "
         "patient on an antiresorptive.",
     )
+    parser.add_argument("--version", action="version", version=f"labsentinel {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="the daemon: consume Kafka, evaluate, page")
@@ -54,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("files", nargs="+", type=Path)
     _config_args(replay)
     replay.add_argument("--pages-out", type=Path, help="write every notification as JSON lines")
+    replay.add_argument(
+        "--no-deliver",
+        action="store_true",
+        help="rehearsal: route and record every notification, but send it only to --pages-out "
+        "(every configured channel is held), so a production configuration pages nobody",
+    )
     replay.add_argument(
         "--clock",
         choices=("messages", "wall"),
@@ -110,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMAND_MODULES:
         module.register(sub, _config_args)
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("labsentinel")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -221,7 +236,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"labsentinel: no such file: {', '.join(missing)}", file=sys.stderr)
             return EXIT_FAILURE
         show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
-        app = build_app(settings, pages_out=args.pages_out, clock=make_clock(args.clock))
+        if args.no_deliver and args.pages_out is None:
+            raise ConfigError("--no-deliver needs --pages-out: it is where the pages go")
+        app = build_app(
+            settings,
+            pages_out=args.pages_out,
+            clock=make_clock(args.clock),
+            held=args.no_deliver,
+        )
         try:
             summary = replay_files(
                 list(args.files), app, progress=ProgressBar(sys.stderr) if show else None

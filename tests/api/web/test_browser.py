@@ -23,7 +23,7 @@ from tests.api.story import MRN, TOKEN, Story, build_story
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
 
 # Selenium is a test-only extra: without it the whole module is skipped, not failed.
 webdriver = pytest.importorskip("selenium.webdriver")

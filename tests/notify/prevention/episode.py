@@ -20,7 +20,7 @@ MRN = "MRN00004242"
 FILLER = "MRN00009999"
 PHOSPHATE = {"code": "2777-1", "name": "Phosphate", "unit": "mg/dL", "ref": "2.5-4.5"}
 CALCIUM = {"code": "17861-6", "name": "Calcium", "unit": "mg/dL", "ref": "8.5-10.5"}
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def day(n: float, hours: float = 0) -> datetime:
