@@ -2,7 +2,7 @@
 
 A merge says that records kept under prior identifiers (MRG-1) belong to the surviving
 patient (PID-3). LabSentinel moves exposures, results and open alerts to the surviving
-identifier, so a merge never hides an interaction (issue #4, item 5).
+identifier, so a merge never hides an interaction (the product requirements).
 
 Structures read (HL7 v2.5 chapter 3; segments not named here are skipped):
 

@@ -19,9 +19,9 @@ from alerts.identity import patient_key
 from service.db.models import DeadLetter, LabResultRow, MedicationOrderRow, Patient
 from service.ingest.pipeline import Outcome, Pipeline
 from service.runtime.clock import FixedClock
-from tests.messages import DENOSUMAB, oru, rde, ts
 from tests.ingest.conftest import T0
 from tests.ingest.test_pipeline import MRN, feed
+from tests.messages import DENOSUMAB, oru, rde, ts
 
 ANTIBIOTIC = "CEF1^Cefazolin 1 g^LOCAL"
 IRON = "1435169^Ferric carboxymaltose 750 mg/15 mL^RXNORM"

@@ -13,8 +13,8 @@ from alerts.identity import patient_key
 from service.db.models import Alert, AlertEvent, DeadLetter, LabResultRow, NotificationRow
 from service.ingest.pipeline import Incoming, Outcome, Pipeline
 from service.runtime.clock import FixedClock
-from tests.messages import DENOSUMAB, FERROUS_SULFATE, oru, rde
 from tests.ingest.conftest import T0
+from tests.messages import DENOSUMAB, FERROUS_SULFATE, oru, rde
 
 MRN = "MRN00000001"
 

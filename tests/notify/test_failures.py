@@ -20,7 +20,6 @@ from service.db.models import Alert, AlertEvent, OutboxRow
 from service.notify import metrics as paging_metrics
 from service.notify.silences import add_silence
 from service.tools.broker import free_port
-from tests.messages import DENOSUMAB, oru, rde
 from tests.alerts.pagers.servers import (
     HttpServer,
     Reply,
@@ -32,6 +31,7 @@ from tests.alerts.pagers.servers import (
     wctp_failure,
     wctp_success,
 )
+from tests.messages import DENOSUMAB, oru, rde
 
 from .helpers import (
     deliver,

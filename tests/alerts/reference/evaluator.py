@@ -3,8 +3,8 @@
 "Edge semantics"). It shares no code with ``alerts/``: plain dicts in, a dict out, its own
 units, thresholds, drug table, windows and order-message replay.
 
-It is the oracle of tests/alerts/reference/test_rule_matches_reference.py. It only has to be right on
-the histories that property generates; the generator stays inside what CLINICAL.md decides
+It is the oracle of tests/alerts/reference/test_rule_matches_reference.py. It only has to be right
+on the histories that property generates; the generator stays inside what CLINICAL.md decides
 (the comments there say where the generated space is restricted and why).
 
 Input shapes (all times timezone-aware datetimes):
