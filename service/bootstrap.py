@@ -27,7 +27,7 @@ from service.db.migrate import upgrade
 from service.ingest.pipeline import Pipeline
 from service.notify.alerting import Delivery
 from service.notify.dispatcher import Dispatcher
-from service.notify.escalation import install_paging
+from service.notify.routed import build_paging
 from service.runtime import phi
 from service.runtime.clinical import Clinical
 from service.runtime.clock import Clock, WallClock
@@ -141,6 +141,8 @@ def build_transports(channels: Mapping[str, ChannelSettings]) -> dict[str, Pager
 
 
 def build_delivery(settings: Settings, channels: Mapping[str, ChannelSettings]) -> Delivery:
+    """The pipeline's delivery with the application's one paging (routed or flat). Raises
+    ConfigError naming the key or the routing file; blocks on reading that file."""
     names = [c for c in settings.routing.default_channels if c in channels]
     unknown = [c for c in settings.routing.default_channels if c not in settings.channels]
     if unknown:
@@ -149,10 +151,21 @@ def build_delivery(settings: Settings, channels: Mapping[str, ChannelSettings]) 
         )
     if PAGES_OUT_CHANNEL in channels:
         names.append(PAGES_OUT_CHANNEL)
+    deadline = timedelta(seconds=settings.dispatcher.deadline_s)
+    # Routing may address every enabled channel and ``--pages-out``.
+    enabled = {name for name, channel in settings.channels.items() if channel.enabled}
+    paging = build_paging(
+        settings,
+        enabled | set(names),
+        audit_channels=tuple(names),
+        recipients=settings.routing.default_recipients,
+        deadline=deadline,
+    )
     return Delivery(
         channels=tuple(names),
         recipients=settings.routing.default_recipients,
-        deadline=timedelta(seconds=settings.dispatcher.deadline_s),
+        deadline=deadline,
+        paging=paging,
         base_url=settings.api.base_url,
     )
 
@@ -212,14 +225,15 @@ def build_app(
         wall_clock=wall,
         max_message_bytes=settings.kafka.max_message_bytes,
     )
-    dispatcher = Dispatcher(engine, real_transports, settings.dispatcher, clock=wall)
-    app = App(
+    # One paging for both: routing (or the flat default) decides who the pipeline's
+    # notifications go to, and the dispatcher's fallback route and page identity.
+    dispatcher = Dispatcher(
+        engine, real_transports, settings.dispatcher, paging=delivery.paging, clock=wall
+    )
+    return App(
         settings=settings,
         engine=engine,
         clinical=clinical,
         pipeline=pipeline,
         dispatcher=dispatcher,
     )
-    # Routing to teams and on-call tiers, ack links in pages, the dispatcher's fallback route.
-    install_paging(app)
-    return app

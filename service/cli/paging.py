@@ -113,13 +113,13 @@ def _at(text: str | None, settings: Settings) -> datetime:
         raise ConfigError(f"not an ISO 8601 time: {text!r}") from None
 
 
-def _paging(settings: Settings) -> Any:
-    from service.notify.escalation import paging_for
+def _routing(settings: Settings) -> Any:
+    """The routing file's teams and schedules over the enabled channels. Raises ConfigError
+    (also when ``routing.config`` is empty: these commands need a routing file)."""
+    from service.notify.delivery import load_team_routing
 
-    paging = paging_for(settings)
-    if paging is None:
-        raise ConfigError("config key 'routing.config': no routing file configured")
-    return paging
+    channels = [name for name, ch in settings.channels.items() if ch.enabled]
+    return load_team_routing(settings, channels).routing
 
 
 def _engine(settings: Settings) -> Any:
@@ -129,7 +129,7 @@ def _engine(settings: Settings) -> Any:
 
 
 def _oncall(args: argparse.Namespace, settings: Settings) -> int:
-    routing = _paging(settings).routing
+    routing = _routing(settings)
     team = routing.teams.get(args.team)
     if team is None:
         print(
@@ -153,7 +153,7 @@ def _send_test_page(args: argparse.Namespace, settings: Settings) -> int:
     from alerts.notification import Notification
     from service.bootstrap import build_transports, channel_settings
 
-    routing = _paging(settings).routing
+    routing = _routing(settings)
     if args.team not in routing.teams:
         print(f"labsentinel: no team {args.team!r}", file=sys.stderr)
         return 1

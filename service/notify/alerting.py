@@ -5,42 +5,30 @@ that caused them does (the transactional outbox): a crash either loses both or k
 This module decides; ``service.notify.lifecycle`` writes the alert and its history and
 ``service.notify.outbox`` the notification and its outbox rows.
 
-With paging wired (``Delivery.paging``, see ``service.notify.delivery``) each notification is
-routed (alerts.routing): a new alert gets a team (and keeps it: an incident keeps the policy
-it started with), high/critical go to the team's tier-1 on-call over its paging channels,
-warnings to the team's non-paging channel or the worklist; the audit channels
-(``routing.default_channels``, ``--pages-out``) get every notification once, addressed to the
-team. A matching silence records the notification and the alert's history but delivers
-nothing. Every page carries its signed ack link. Without paging, every notification goes to
-the default channels × default recipients.
+Who a notification goes to, and what paging does around it (team, silence, escalation
+start, ack link), is the ``Paging`` object's (``Delivery.paging``, see
+``service.notify.delivery``): routed under a routing file (``service.notify.routed``), else
+flat (the default channels × default recipients).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from alerts.catalog import DrugCatalog
 from alerts.model import Finding, NotificationPlan
 from alerts.notification import Notification
-from alerts.routing import RoutingConfig
-from service.db.models import Alert, Patient
-from service.notify import lifecycle, outbox, routes
-from service.notify import metrics as paging_metrics
-from service.notify.ack_links import ack_link
+from service.db.models import Alert
+from service.notify import lifecycle, outbox
 from service.notify.content import as_worklist_notice, build_notification
-from service.notify.delivery import PAGE_EVENTS, Delivery, Paging
-from service.notify.silences import active_silence
+from service.notify.delivery import Delivery
 from service.runtime import metrics
 
 log = logging.getLogger(__name__)
-
-Routes = list[tuple[str, str]]
 
 
 def apply_plans(
@@ -98,25 +86,27 @@ def _apply_plan(
         if worklist:
             _announce_worklist(session, row, finding, now)
     paging = delivery.paging
-    if paging is not None:
-        if plan.event == "resolved":
-            detail = {"notified": event is not None}
-            lifecycle.record_event(session, row.id or 0, "resolved", now, detail=detail)
-        return _page(session, row, event, drugs, delivery, paging, now, queued_at, worklist)
+    paging.track_alert(
+        session, row, plan.event, notified=event is not None, worklist=worklist, now=now
+    )
     if event is None:
         return None
     notification = _notification(session, row, event, drugs, delivery, now, worklist)
+    addressed = paging.address_alert(
+        session, row, notification, now=now, queued_at=queued_at, worklist=worklist
+    )
     outbox.store_notification(
         session,
-        notification,
-        delivery.flat_deliveries(),
+        addressed.notification,
+        addressed.deliveries,
+        addressed.audit_channels,
         alert_id=row.id,
         team=row.team,
         now=now,
         queued_at=queued_at,
-        deadline=delivery.deadline,
+        deadline=addressed.deadline,
     )
-    return notification
+    return addressed.notification
 
 
 def _announce_worklist(session: Session, row: Alert, finding: Finding, now: datetime) -> None:
@@ -153,116 +143,3 @@ def _notification(
     lifecycle.next_notification_seq(session, row)
     notification = build_notification(row, event, drugs, delivery, now)
     return as_worklist_notice(notification, row) if worklist else notification
-
-
-# -- paging: route, silence, escalate, address, queue -------------------------------------------
-
-
-def _page(
-    session: Session,
-    row: Alert,
-    event: str | None,
-    drugs: DrugCatalog,
-    delivery: Delivery,
-    paging: Paging,
-    now: datetime,
-    queued_at: datetime,
-    worklist: bool,
-) -> Notification | None:
-    """Route, silence and start escalation for one alert event; queue its notification.
-
-    A ``worklist`` event (a finding already too old to page when found) is routed as a notice
-    to the team's non-paging channel: no page, no escalation, no ack link.
-    """
-    if event in ("alert", "update"):
-        _route(session, row, paging.routing, first=event == "alert")
-        silenced = _mark_silence(session, row, now)
-        if event == "alert":
-            lifecycle.reset_escalation(session, row)
-        pages = row.severity in ("high", "critical") and not worklist
-        if pages and not silenced:
-            lifecycle.start_paging(session, row, now)
-    if event is None:
-        return None
-    notification = _notification(session, row, event, drugs, delivery, now, worklist)
-    if event == "resolved":
-        deliveries, recipients = outbox.previous_routes(session, row.id)
-    else:
-        deliveries, recipients = _target(session, row, paging.routing, notification, now)
-    link = ""
-    if event in PAGE_EVENTS and row.id is not None and not worklist:
-        link = ack_link(paging.settings, row.id, row.dedup_key, queued_at)
-    notification = replace(notification, recipients=tuple(recipients), ack_url=link)
-    audit = paging.audit_channels
-    if row.silence_id is not None:
-        _record_silenced(session, row, notification, now)
-        deliveries, audit = [], ()
-    outbox.store_notification(
-        session,
-        notification,
-        deliveries,
-        audit,
-        alert_id=row.id,
-        team=row.team,
-        now=now,
-        queued_at=queued_at,
-        deadline=paging.deadline,
-    )
-    return notification
-
-
-def _route(session: Session, row: Alert, routing: RoutingConfig, *, first: bool) -> None:
-    """Give a new alert (or one never routed) its team; an incident keeps its team, unless
-    the configuration no longer has it (then the fallback team)."""
-    team = row.team
-    if first or not team:
-        patient = session.execute(
-            select(Patient).where(col(Patient.patient_id) == row.patient_id)
-        ).scalar_one_or_none()
-        team = routes.alert_team(routing, row, patient)
-    if team not in routing.teams:
-        team = routing.fallback_team
-    lifecycle.assign_team(session, row, team)
-
-
-def _mark_silence(session: Session, row: Alert, now: datetime) -> bool:
-    """Mark the alert with the silence that matches it now; True when one does."""
-    silence = active_silence(session, row, now)
-    lifecycle.mark_silence(session, row, silence.id if silence is not None else None)
-    return silence is not None
-
-
-def _target(
-    session: Session,
-    row: Alert,
-    routing: RoutingConfig,
-    notification: Notification,
-    now: datetime,
-) -> tuple[Routes, tuple[str, ...]]:
-    """(channel, address) deliveries and JSON recipients of an alert or update: the team's
-    current escalation tier (and the ordering provider when the team wants them)."""
-    team = routing.teams[row.team]
-    provider = routes.ordering_provider(session, row) if team.add_ordering_provider else ""
-    target = routing.target(
-        row.team,
-        notification.severity,
-        now,
-        tier=row.escalation_tier,
-        ordering_provider=provider,
-    )
-    paging_metrics.routed.labels(row.team, "true" if target.pages else "false").inc()
-    return list(target.deliveries), target.recipients
-
-
-def _record_silenced(
-    session: Session, row: Alert, notification: Notification, now: datetime
-) -> None:
-    paging_metrics.silenced.labels(notification.event).inc()
-    lifecycle.record_event(
-        session,
-        row.id or 0,
-        "silenced",
-        now,
-        notification_id=notification.notification_id,
-        detail={"event": notification.event, "silence_id": row.silence_id},
-    )

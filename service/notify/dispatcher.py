@@ -11,10 +11,10 @@ failing at its deadline, or failing finally, ends as ``failed``: visible in metr
 the database, never retried forever (the Mirth lesson in PAGING.md).
 
 A row that ends ``failed`` also marks its alert (``delivery_failed_at``: the worklist shows it),
-writes the alert's history, and — when paging is wired (``paging``) and the row was not itself a
-fallback — queues the same notification on the fallback route (the pharmacy on-call), so a page
-nobody received still reaches someone. Paging channels (wctp, smtp, webhook) carry as much
-patient identity as ``paging.page_identity`` allows.
+writes the alert's history, and — unless the row was itself a fallback — asks the paging
+(``service.notify.delivery.Paging``) to queue the same notification on the fallback route (the
+pharmacy on-call under a routing file; nothing when flat), so a page nobody received still
+reaches someone. The paging also says how much patient identity each channel may carry.
 
 Several instances may dispatch from one PostgreSQL: claiming uses ``FOR UPDATE SKIP LOCKED``
 plus a lease, so a row is sent by one instance at a time and a crashed instance's lease ends.
@@ -23,7 +23,7 @@ Writers: the dispatcher is the outbox's consumer, so it updates the outbox rows 
 (lease, attempts, status, next attempt) and writes ``delivery_attempts`` itself. New outbox
 rows (the fallback route) are ``service.notify.outbox``'s to write, and the alert's failure
 mark and history ``service.notify.lifecycle``'s. Who the fallback route is and how much
-identity a page carries are ``service.notify.routes``'s (pure).
+identity a page carries are the paging's.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from sqlmodel import Session, col
 from alerts.notification import Notification, notification_from_json
 from alerts.pagers.base import DeliveryResult, Outcome, Pager
 from service.db.models import DeliveryAttempt, NotificationRow, OutboxRow
-from service.notify import lifecycle, outbox, routes
+from service.notify import lifecycle
 from service.notify import metrics as paging_metrics
 from service.notify.delivery import Paging
 from service.runtime import metrics
@@ -92,9 +92,12 @@ class Dispatcher:
         engine: Engine,
         transports: Mapping[str, Pager],
         settings: DispatcherSettings,
+        *,
+        paging: Paging,
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        """``paging``: the application's (fallback route, page identity per channel)."""
         self.engine = engine
         self.transports = dict(transports)
         self.settings = settings
@@ -103,8 +106,7 @@ class Dispatcher:
         self.owner = uuid.uuid4().hex[:16]
         self.running = False
         self.stats = DispatchStats()
-        # Set by service.notify.escalation.install_paging: fallback route and page identity.
-        self.paging: Paging | None = None
+        self.paging = paging
         # Set when the pipeline has queued notifications, so they leave now, not next poll.
         self._wake = asyncio.Event()
 
@@ -198,7 +200,7 @@ class Dispatcher:
             for row in rows:
                 row.lease_until, row.lease_owner = lease_until, self.owner
                 payload, alert_id = payloads[row.notification_id]
-                notification = self._for_channel(
+                notification = self.paging.for_channel(
                     notification_from_json(json.loads(payload)), row.channel
                 )
                 claimed.append(
@@ -213,15 +215,6 @@ class Dispatcher:
                     )
                 )
             return claimed
-
-    def _for_channel(self, notification: Notification, channel: str) -> Notification:
-        """Apply ``paging.page_identity`` on channels that reach people (wctp, smtp, webhook)."""
-        if self.paging is None:
-            return notification
-        settings = self.paging.settings
-        configured = settings.channels.get(channel)
-        channel_type = configured.type if configured is not None else None
-        return routes.page_identity(notification, channel_type, settings.paging.page_identity)
 
     async def _send(self, item: Claimed) -> Attempt:
         started = time.perf_counter()
@@ -303,10 +296,8 @@ class Dispatcher:
     ) -> None:
         """Make a failed delivery visible on its alert and queue the fallback route."""
         fallback: list[tuple[str, str]] = []
-        if self.paging is not None and not row.fallback:
-            already = outbox.routes_of(session, row.notification_id)
-            fallback = routes.fallback_routes(self.paging.routing, already, now)
-            outbox.queue_fallback(session, row.notification_id, fallback, now, self.paging.deadline)
+        if not row.fallback:  # a failing fallback does not fall back again
+            fallback = self.paging.queue_fallback(session, row.notification_id, now)
             if fallback:
                 paging_metrics.fallbacks.labels(row.channel).inc()
         if item.alert_id is None:

@@ -13,25 +13,24 @@ from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
-from service.notify.delivery import Delivery, Paging
+from service.notify.delivery import Delivery
 from service.runtime.clinical import Clinical
 from service.runtime.clock import Clock
 from service.runtime.settings import Settings
 
 
 class PipelinePort(Protocol):
-    """The pipeline's delivery (replaced once paging is wired) and its clinical clock."""
+    """The pipeline's delivery (with the App's paging) and its clinical clock."""
 
-    delivery: Delivery
+    @property
+    def delivery(self) -> Delivery: ...
 
     @property
     def clock(self) -> Clock: ...
 
 
 class DispatcherPort(Protocol):
-    """The dispatcher's channels, its paging (fallback route, page identity) and wake-up."""
-
-    paging: Paging | None
+    """The dispatcher's channels and wake-up."""
 
     @property
     def transports(self) -> Mapping[str, object]: ...

@@ -60,7 +60,7 @@ from service.db.prevention import AdvisoryRow, ReminderRow
 from service.notify.content import advisory_notification, reminder_notification
 from service.notify.delivery import Delivery
 from service.notify.outbox import store_notification
-from service.notify.routes import care_team, notice_target, pharmacy_team, provider_id
+from service.notify.routes import provider_id
 from service.runtime.clinical import Clinical
 from service.runtime.phi import patient_hash
 
@@ -94,30 +94,22 @@ def _queue_notice(
     now: datetime,
     queued_at: datetime,
 ) -> Notification:
-    """Store a notice (no alert) with its outbox rows; return it as queued: to the team and
-    the prescriber with routing, else to the default channels × recipients."""
-    paging = delivery.paging
-    recipients: tuple[str, ...]
-    audit: tuple[str, ...] = ()
-    if paging is None:
-        deliveries = delivery.flat_deliveries()
-        recipients, deadline = delivery.recipients, delivery.deadline
-    else:
-        found, recipients = notice_target(paging.routing, team_id, provider, now)
-        deliveries, audit, deadline = list(found), paging.audit_channels, paging.deadline
-    notification = replace(notification, recipients=recipients)
+    """Store a notice (no alert) with its outbox rows; return it as queued, addressed by the
+    paging (the team and the prescriber under routing, else the default channels ×
+    recipients)."""
+    addressed = delivery.paging.address_notice(notification, team_id, provider, now)
     store_notification(
         session,
-        notification,
-        deliveries,
-        audit,
+        addressed.notification,
+        addressed.deliveries,
+        addressed.audit_channels,
         alert_id=None,
         team=team_id,
         now=now,
         queued_at=queued_at,
-        deadline=deadline,
+        deadline=addressed.deadline,
     )
-    return notification
+    return addressed.notification
 
 
 # -- order-time advisory ----------------------------------------------------------------------
@@ -156,7 +148,7 @@ def queue_advisories(
     ).all()
     keys = {key for key, _ in stored}
     episodes = {_second(start) for _, start in stored}
-    team = pharmacy_team(delivery.paging.routing) if delivery.paging is not None else ""
+    team = delivery.paging.pharmacy_team()
     queued: list[Notification] = []
     for advisory in found:
         if advisory.dedup_key in keys or _second(advisory.episode_start) in episodes:
@@ -288,7 +280,7 @@ def _sweep_patient(
             _second(e.start): e
             for e in at_risk_episodes(history, clinical.drugs, clinical.rules, now)
         }
-        team = care_team(delivery.paging.routing, patient) if delivery.paging else ""
+        team = delivery.paging.care_team(patient)
         for reminder in due_reminders(plan, now, sent):
             row = {
                 "id": reminder.id,

@@ -14,7 +14,6 @@ from sqlmodel import Session, select
 from service.bootstrap import App, build_app
 from service.db.models import OutboxRow
 from service.ingest.pipeline import Incoming
-from service.notify.escalation import install_paging
 from service.runtime.clock import MessageClock
 from service.runtime.settings import Settings, load_settings
 from service.tools.feedgen import generate_feed
@@ -99,7 +98,6 @@ def feed_start() -> datetime:
 def replay(settings: Settings, messages: Iterable[bytes]) -> tuple[App, MessageClock]:
     clock = MessageClock()
     app = build_app(settings, clock=clock)
-    install_paging(app)
     for index, raw in enumerate(messages):
         app.pipeline.process(Incoming(raw=raw, source="replay", topic="test", offset=index))
     return app, clock

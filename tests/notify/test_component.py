@@ -7,6 +7,7 @@ from pathlib import Path
 
 from service.bootstrap import build_app
 from service.notify.escalation import EscalationComponent
+from service.notify.routed import RoutedPaging
 
 from .helpers import paging_settings, write_routing
 
@@ -26,7 +27,8 @@ async def test_component_runs_the_job_and_stops(sqlite_url: str, tmp_path: Path)
     app = build_app(settings)  # wall clock, as `labsentinel run`
     try:
         component = EscalationComponent(app)
-        assert app.pipeline.delivery.paging is not None and app.dispatcher.paging is not None
+        assert isinstance(app.pipeline.delivery.paging, RoutedPaging)
+        assert app.dispatcher.paging is app.pipeline.delivery.paging
         stop = asyncio.Event()
         task = asyncio.create_task(component.run(stop))
         for _ in range(100):

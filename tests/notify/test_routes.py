@@ -9,7 +9,7 @@ import pytest
 
 from alerts.identity import patient_key
 from alerts.notification import Notification
-from service.notify.delivery import load_paging
+from service.notify.delivery import load_team_routing
 from service.notify.routes import fallback_routes, page_identity
 from tests.notify.helpers import paging_settings, smtp, wctp, write_routing
 
@@ -75,8 +75,7 @@ def test_fallback_routes_skip_what_the_notification_already_has(tmp_path: Path) 
     routing_file = write_routing(tmp_path / "routing.toml")
     channels = {"pager": wctp("http://127.0.0.1:9/wctp"), "email": smtp("127.0.0.1", 9)}
     settings = paging_settings(f"sqlite:///{tmp_path / 'x.db'}", routing_file, channels)
-    paging = load_paging(settings, ["pager", "email"])
-    assert paging is not None
+    paging = load_team_routing(settings, ["pager", "email"])
     now = datetime(2026, 1, 1, tzinfo=UTC)
     everything = fallback_routes(paging.routing, set(), now)
     assert everything  # the pharmacy on-call and the pharmacy team's address, on email
