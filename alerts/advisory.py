@@ -12,7 +12,7 @@ doses of the same episode, re-evaluation and restarts never send another. The tr
 is the one that made the episode at risk first; ``trigger_at`` is the later of its two start
 times (the iron dose, or the antiresorptive dose given inside the iron window).
 
-Choices where CLINICAL.md and the issue are silent:
+Choices where CLINICAL.md and the product requirements are silent:
 
 - "Latest phosphate and calcium" are the latest counted (``config.counted_statuses``), numeric
   results in ``[iron dose - lookback_days, iron dose]`` of the triggering iron: the pre-iron

@@ -77,8 +77,8 @@ MINERALS = ("phosphate", "calcium")  # what a check needs, as named in reminders
 @dataclass(frozen=True)
 class MonitoringConfig:
     """The schedule; defaults from CLINICAL.md ("baseline, 1 week and 3 weeks after starting
-    iron, then monthly for 2-3 months"; the issue: "baseline (within 30 days before the first
-    dose)"). ``grace_days`` is how far from the due day a draw still counts."""
+    iron, then monthly for 2-3 months") and the product requirement "baseline (within 30 days
+    before the first dose)". ``grace_days`` is how far from the due day a draw still counts."""
 
     baseline_days_before: int = 30
     points_days: tuple[int, ...] = (7, 21)

@@ -114,17 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             settings = _settings(broker.bootstrap_servers, run)
             asyncio.run(ensure_topics(kafka_options(settings.kafka), settings.kafka.topics))
             port = free_port()
-            child = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "service.tools.mllp_bench",
-                    "--serve",
-                    broker.bootstrap_servers,
-                    run,
-                    str(port),
-                ],  # fmt: skip
-            )
+            command = [sys.executable, "-m", "service.tools.mllp_bench", "--serve"]
+            child = subprocess.Popen([*command, broker.bootstrap_servers, run, str(port)])
             try:
                 _wait_listening(port)
                 print(asyncio.run(_measure(port, messages, connections)), flush=True)
