@@ -192,7 +192,7 @@ def _reading(
     return Reading(result, analyte, canonical, strict, corrected)
 
 
-def _replaced_totals(
+def replaced_totals(
     results: Sequence[StoredResult], labs: LabCatalog, config: RuleConfig
 ) -> set[str]:
     """Result keys of total calciums that a counted lab-reported corrected calcium of the same
@@ -219,7 +219,7 @@ def readings(
     """Every counted trigger result as compared: canonical, exact, corrected where it can be,
     totals replaced by a lab-reported corrected calcium left out. Never raises."""
     albumins = _albumins(results, labs, config)
-    replaced = _replaced_totals(results, labs, config)
+    replaced = replaced_totals(results, labs, config)
     out: list[Reading] = []
     for r in results:
         if r.analyte == ANALYTE_CALCIUM and r.result_key in replaced:

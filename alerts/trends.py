@@ -56,7 +56,7 @@ from alerts.planning import plan_notifications
 
 # The interaction rule's value and albumin handling, so a "calcium" means the same number in
 # both rules.
-from alerts.readings import canonical_value, counted_albumins
+from alerts.readings import canonical_value, counted_albumins, replaced_totals
 
 RULE_TREND = "iron-antiresorptive-trend"
 # A fall of 30 % from baseline is clinically meaningful before any threshold is crossed.
@@ -104,10 +104,12 @@ class _Value:
 
 def _values(results: Sequence[StoredResult], labs: LabCatalog, config: RuleConfig) -> list[_Value]:
     albumins = counted_albumins(results, labs, config)
+    # A total the lab's own corrected calcium replaces is not a second calcium, here either.
+    replaced = replaced_totals(results, labs, config)
     out: list[_Value] = []
     for r in results:
         analyte = _TREND_ANALYTES.get(r.analyte)
-        if analyte is None:
+        if analyte is None or r.result_key in replaced:
             continue
         canonical = canonical_value(r, albumins, labs, config)
         if canonical is not None:

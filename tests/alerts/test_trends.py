@@ -241,3 +241,20 @@ def test_order_of_results_does_not_matter() -> None:
     a = trends([IRON, PROLIA], results, now=now)
     b = trends([PROLIA, IRON], list(reversed(results)), now=now)
     assert a == b and len(a) == 1
+
+
+def test_total_replaced_by_lab_corrected_calcium_is_no_trend_point() -> None:
+    # The uncorrected total of the same draw (7.0) would be a 30 % fall from 10.0; the lab's
+    # own corrected calcium of that draw (8.0) replaces it: a 20 % fall, no trend warning.
+    results = [
+        ca(10.0, T0 - days(1)),
+        ca(7.0, T0 + days(12)),
+        result("CC-day12", "corrected_calcium", 8.0, T0 + days(12), "mg/dL"),
+    ]
+    assert trends([IRON, PROLIA], results) == []
+    # Without the corrected result the fall of the total is a warning (the test can fail).
+    assert [t.analyte for t in trends([IRON, PROLIA], results[:2])] == ["calcium"]
+    # With a corrected value that itself fell 30 %, that value is the trend point.
+    results[2] = result("CC-day12", "corrected_calcium", 6.9, T0 + days(12), "mg/dL")
+    [t] = trends([IRON, PROLIA], results)
+    assert t.finding.result.result_key == "CC-day12"
