@@ -3,9 +3,10 @@
 Each subcommand validates the settings first and stops with a message naming the key when
 they are wrong (exit status 2); operational failures exit 1.
 
-Whatever else a command raises ends as one plain sentence on stderr and exit status 1: the
-exception's class and a PHI-free summary (``service.runtime.logs.describe_exception``), never a
-traceback and never ``str()`` of a database error, which quotes statements and values.
+Whatever else a command raises ends as one plain sentence on stderr and exit status 1
+(``service.cli.failures``): a database or broker that does not answer names where it was
+looked for; anything else the exception's class and a PHI-free summary, never a traceback and
+never ``str()`` of a database error, which quotes statements and values.
 """
 
 from __future__ import annotations
@@ -19,10 +20,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from service.cli import ingress, ops, paging, reliability
-from service.ingest.messages import DatabaseUnavailable
+from service.cli import failures, ingress, ops, paging, reliability
 from service.runtime import logs
-from service.runtime.logs import describe_exception
 from service.runtime.settings import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
@@ -31,6 +30,12 @@ EXIT_FAILURE = 1
 # Subcommand groups, one module per concern: each has ``COMMANDS`` (the top-level command
 # names it owns), ``register(subparsers, config_args)`` and ``handle(args, settings) -> int``.
 COMMAND_MODULES = (paging, ops, reliability, ingress)
+# Commands that read no settings (they bring their own database and broker).
+SETTINGS_FREE = ("generate-feed", "demo", "bench")
+# Commands that open the database named by database.url, and those of them that may create
+# a SQLite database that is not there yet (they migrate it and write what they process).
+DATABASE_COMMANDS = ("run", "replay", "db", "dlq", "alerts", "silence", "history", "escalations")
+CREATES_DATABASE = ("run", "replay", "db upgrade")
 
 
 def _config_args(parser: argparse.ArgumentParser, *, database: bool = True) -> None:
@@ -136,27 +141,45 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settings: Settings | None = None
     try:
-        return _dispatch(args)
+        if args.command not in SETTINGS_FREE:
+            settings = _settings(args)
+            logs.configure(settings.logging.level, settings.logging.format)
+        if settings is not None and args.command in DATABASE_COMMANDS:
+            may_create = _command(args) in CREATES_DATABASE
+            failures.require_sqlite_database(settings, may_create=may_create)
+        status = _dispatch(args, settings)
+        sys.stdout.flush()  # a reader gone early shows here, not in the interpreter's exit
+        return status
     except ConfigError as exc:
         print(f"labsentinel: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    except DatabaseUnavailable as exc:
-        # Its text is the class of the driver error, never the driver's message.
-        print(f"labsentinel: database unavailable ({exc})", file=sys.stderr)
-        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError as exc:
+        if failures.stdout_closed():
+            # The reader of our output has gone (`alerts list --json | head -1`): exit
+            # quietly, as a tool killed by SIGPIPE does, and with 1 rather than 0: not all of
+            # the output was delivered, which a `set -o pipefail` script is entitled to learn
+            # (a pipeline without it ignores our status anyway). Python's documented recipe.
+            failures.discard_stdout()
+            return EXIT_FAILURE
+        # Otherwise a socket's broken pipe (a channel, the broker): a failure like any other.
+        print(f"labsentinel: {failures.sentence(exc, _command(args), settings)}", file=sys.stderr)
+        return EXIT_FAILURE
     except Exception as exc:  # the last line of defence: one sentence, no traceback
-        print(
-            f"labsentinel: {args.command} failed: {describe_exception(exc)} "
-            "(details withheld: they may quote patient data)",
-            file=sys.stderr,
-        )
+        print(f"labsentinel: {failures.sentence(exc, _command(args), settings)}", file=sys.stderr)
         return EXIT_FAILURE
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _command(args: argparse.Namespace) -> str:
+    """The command as typed, without options: ``run``, ``db upgrade``, ``alerts list``."""
+    sub = getattr(args, f"{args.command.replace('-', '_')}_command", None)
+    return f"{args.command} {sub}" if isinstance(sub, str) else str(args.command)
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings | None) -> int:
     # Each command imports what it runs here rather than at module level, to keep start-up
     # light: `--help`, `check-config` and `db current` need neither the web stack, the Kafka
     # clients nor the tools. Nothing below is imported late to dodge an import cycle.
@@ -205,8 +228,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(main_json(result))
         return 0 if result.get("detected") == result.get("planted") else 1
 
-    settings = _settings(args)
-    logs.configure(settings.logging.level, settings.logging.format)
+    assert settings is not None, f"{args.command} reads the settings"
     if args.command == "check-config":
         from service.bootstrap import build_clinical, build_delivery, channel_settings
         from service.notify.escalation import paging_for

@@ -6,11 +6,15 @@ unknown keys are refused so that a typo in a hospital's file is caught rather th
 
 Environment variables map onto the tree by splitting once after the section name:
 ``LABSENTINEL_DATABASE_URL`` → ``database.url``, ``LABSENTINEL_KAFKA_BOOTSTRAP_SERVERS`` →
-``kafka.bootstrap_servers``. Section names are therefore single words.
+``kafka.bootstrap_servers``. Section names are therefore single words. A whole section is one
+JSON object (``LABSENTINEL_ROUTING``), a channel one JSON object named after it
+(``LABSENTINEL_CHANNELS_PAGER``), a list a JSON list (``LABSENTINEL_API_TOKENS='["t1"]'``).
+Any other ``LABSENTINEL_*`` variable stops start-up (``environment_problems``).
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -22,7 +26,10 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
+
+from service.runtime.environment import environment_problems
 
 ENV_PREFIX = "LABSENTINEL_"
 DEFAULT_CONFIG_NAME = "labsentinel.toml"
@@ -312,6 +319,11 @@ def load_settings(
     ``overrides`` are section → key → value, e.g. ``{"database": {"url": "sqlite:///x.db"}}``.
     Raises ConfigError naming the key on any problem; never returns a half-valid tree.
     """
+    problems = environment_problems(os.environ, Settings, ENV_PREFIX)
+    if problems:
+        unknown = any(p.startswith("unknown") for p in problems)
+        form = f"; each {ENV_PREFIX}* variable is {ENV_PREFIX}<SECTION>_<KEY>" if unknown else ""
+        raise ConfigError(f"invalid configuration: {'; '.join(problems)}{form}")
     path = Path(config_path) if config_path else default_config_path()
     try:
         with path.open("rb") as fh:
@@ -326,6 +338,8 @@ def load_settings(
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
+    except SettingsError as exc:  # environment_problems catches these first; this names the section
+        raise ConfigError(f"invalid configuration: {exc}") from None
     finally:
         _CliOverrides.overrides = {}
     return settings
