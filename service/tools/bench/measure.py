@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import select
 from sqlmodel import Session, col
 
+from alerts.identity import split_patient_key
 from alerts.model import RULE_INTERACTION
 from service.bootstrap import build_app
 from service.daemon import run_until_consumed
@@ -93,7 +94,9 @@ def detected(settings: Settings, feed: Feed) -> int:
             ).all()
     finally:
         engine.dispose()
-    return len({(c.patient_id, c.analyte) for c in feed.planted} & {tuple(r) for r in rows})
+    # Planted cases name the MRN as sent; alerts are keyed by identifier and authority.
+    paged = {(split_patient_key(patient)[0], analyte) for patient, analyte in rows}
+    return len({(c.patient_id, c.analyte) for c in feed.planted} & paged)
 
 
 async def latency(settings: Settings, feed: Feed, rate: int) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from alerts.identity import split_patient_key
 from alerts.notification import Notification
 from alerts.pagers.base import DeliveryResult
 from service.runtime.settings import Settings, load_settings
@@ -18,7 +19,8 @@ class RecordingPager:
     handed: dict[tuple[str, str], float] = field(default_factory=dict)
 
     async def send(self, notification: Notification, recipient: str) -> DeliveryResult:
-        key = (notification.patient_id, notification.analyte or "")
+        # Keyed as the feed's planted cases are: the MRN as sent, without its authority.
+        key = (split_patient_key(notification.patient_id)[0], notification.analyte or "")
         self.handed.setdefault(key, time.perf_counter())
         return DeliveryResult.delivered()
 
