@@ -17,7 +17,7 @@ from pathlib import Path
 from parsers import split_messages
 from service.ingest.consumer import kafka_options
 from service.ingest.mllp import identity_config, serve_mllp
-from service.ingest.mllp_ack import Accepted, inspect_frame
+from service.ingest.mllp_ack import Accepted, inspect_frame, topic_for
 from service.ingest.topics import produce
 from service.runtime.settings import ConfigError, Settings
 
@@ -53,10 +53,11 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
-    topics = list(settings.kafka.topics)
-    oru = args.topic_oru or topics[0]
-    orders = args.topic_rde or (topics[1] if len(topics) > 1 else topics[0])
-    by_index = {0: oru, 1: orders}
+    topics = settings.kafka.topics
+    chosen = (
+        args.topic_oru or topic_for(topics, 0),
+        args.topic_rde or topic_for(topics, 1),
+    )
     config = identity_config(settings)
     records: list[tuple[str, bytes | None, bytes]] = []
     skipped: Counter[str] = Counter()
@@ -64,7 +65,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
         for raw in split_messages(path.read_bytes()):
             verdict = inspect_frame(raw, config)
             if isinstance(verdict, Accepted):
-                records.append((by_index[verdict.topic_index], verdict.key, raw))
+                records.append((topic_for(chosen, verdict.topic_index), verdict.key, raw))
             else:
                 skipped[verdict.reason] += 1
     sent = asyncio.run(produce(kafka_options(settings.kafka), records))

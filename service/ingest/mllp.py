@@ -50,7 +50,9 @@ from service.ingest.mllp_ack import (
     build_ack,
     inspect_frame,
     refuse_oversized,
+    topic_for,
 )
+from service.ingest.staging import printable
 from service.runtime.metrics import REGISTRY, normalise_message_type
 from service.runtime.settings import Settings
 
@@ -261,12 +263,12 @@ class Gateway:
         if isinstance(verdict, Refused):
             frames_received.labels("unparsed").inc()
             log.warning(
-                "mllp: AR for control id %r: %s", _loggable(verdict.control_id), verdict.reason
+                "mllp: AR for control id %r: %s", printable(verdict.control_id)[:64], verdict.reason
             )
             return self._ack(verdict, "AR", verdict.reason, verdict.code, verdict.location)
         frames_received.labels(normalise_message_type(verdict.message_type)).inc()
         assert isinstance(frame, bytes)
-        topic = self._topics[verdict.topic_index if verdict.topic_index < len(self._topics) else 0]
+        topic = topic_for(self._topics, verdict.topic_index)
         try:
             await self._publisher.publish(topic, verdict.key, frame)
         except PublishFailed as exc:
@@ -274,12 +276,12 @@ class Gateway:
             log.warning(
                 "mllp: %s for control id %r: %s",
                 exc.code,
-                _loggable(verdict.control_id),
+                printable(verdict.control_id)[:64],
                 exc.reason,
             )
             return self._ack(verdict, exc.code, exc.reason, "207", "")
         publish_seconds.labels("ok").observe(time.perf_counter() - started)
-        log.debug("mllp: control id %r published to %s", _loggable(verdict.control_id), topic)
+        log.debug("mllp: control id %r published to %s", printable(verdict.control_id)[:64], topic)
         return self._ack(verdict, "AA", "", "", "")
 
     async def close(self, grace_s: float) -> None:
@@ -306,10 +308,6 @@ class Gateway:
             error_code=error,
             location=where,
         )
-
-
-def _loggable(control_id: str) -> str:
-    return control_id[:64] if control_id.isprintable() else "(unprintable)"
 
 
 async def serve_mllp(

@@ -16,6 +16,7 @@ routes them here is misconfigured, and the AR tells its analyst so.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,13 @@ VT, FS, CR = b"\x0b", b"\x1c", b"\x0d"
 HEAD_BYTES = 4096  # what is kept of an oversized frame: enough for its MSH
 
 ROUTES: dict[str, int] = {"ORU": 0, "RDE": 1, "RAS": 1, "ADT": 1}
+
+
+def topic_for(topics: Sequence[str], index: int) -> str:
+    """The topic of ``Accepted.topic_index``: with only one topic configured, everything goes
+    to it."""
+    return topics[index] if index < len(topics) else topics[0]
+
 
 # HL7 table 0357 (message error condition codes) used in ERR.
 ERROR_TEXT = {
