@@ -1,7 +1,14 @@
-"""Real infrastructure behind session fixtures: Tansu (embedded Kafka) and PostgreSQL.
+"""Real infrastructure behind session fixtures: the brokers (Tansu and Apache Kafka) and
+PostgreSQL.
 
 Each test gets its own topics and its own PostgreSQL database. PostgreSQL tests skip when the
 server is down on a developer's machine, but fail in CI (CI=true), where it must be there.
+
+Every test that takes the ``broker`` or ``proxied_broker`` fixture runs once per broker of
+``--broker`` (``tansu``, ``kafka`` or ``both``, the default): Tansu is the embedded default and
+the fast lane's broker, Apache Kafka (``service.tools.kafka``, started with ``java`` from jars
+Maven resolves) is what hospitals run. Apache Kafka skips where java or mvn are missing, except
+in CI, where it fails. ``@pytest.mark.tansu_only("why")`` keeps a test on Tansu alone.
 
 The ``postgres`` and ``kafka`` markers are derived from the fixtures a test uses, so that they
 stay true: ``-m "not postgres"`` really runs without the database server, ``-m "not kafka"``
@@ -11,6 +18,7 @@ without a broker. (``slow`` is set by hand, per module or per test: it is a judg
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +27,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from service.tools.broker import EmbeddedBroker
+from service.tools.kafka import ApacheKafka
 
 PG_ADMIN_URL = os.environ.get(
     "LABSENTINEL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -27,6 +36,31 @@ PG_ADMIN_URL = os.environ.get(
 
 POSTGRES_FIXTURES = {"pg_server", "pg_url", "private_pg", "private_pg_url"}
 KAFKA_FIXTURES = {"broker", "proxied_broker"}
+BROKER_KINDS = ("tansu", "kafka")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--broker",
+        choices=(*BROKER_KINDS, "both"),
+        default=os.environ.get("LABSENTINEL_TEST_BROKER", "both"),
+        help="which Kafka broker the broker tests run against (default: both)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "tansu_only(reason): run this broker test against Tansu only"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    chosen = metafunc.config.getoption("--broker")
+    kinds = list(BROKER_KINDS) if chosen == "both" else [chosen]
+    if metafunc.definition.get_closest_marker("tansu_only") is not None:
+        kinds = [kind for kind in kinds if kind == "tansu"]
+    for name in sorted(KAFKA_FIXTURES & set(metafunc.fixturenames)):
+        metafunc.parametrize(name, kinds, indirect=True, scope="session")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,8 +74,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.kafka)
 
 
+def require_apache_kafka_tools() -> None:
+    """Skip (fail in CI) when the JVM or Maven that start Apache Kafka are missing."""
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if missing:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"Apache Kafka is required in CI and {', '.join(missing)} is missing")
+        pytest.skip(f"Apache Kafka needs {', '.join(missing)}")
+
+
 @pytest.fixture(scope="session")
-def broker() -> Iterator[EmbeddedBroker]:
+def broker(request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker | ApacheKafka]:
+    kind = getattr(request, "param", "tansu")
+    if kind == "kafka":
+        require_apache_kafka_tools()
+        with ApacheKafka() as kafka:
+            yield kafka
+        return
     with EmbeddedBroker() as running:
         yield running
 

@@ -74,6 +74,14 @@ def sentence(exc: BaseException, command: str, settings: Settings | None) -> str
                 "(check database.url and that the database is running)"
             )
         if settings is not None and _is_broker_unreachable(exc):
+            if settings.kafka.security_protocol.startswith("SASL"):
+                # aiokafka reports a refused login as a failed connection: say both.
+                return (
+                    f"Kafka unreachable: no broker at {settings.kafka.bootstrap_servers} "
+                    f"answered or accepted the {settings.kafka.sasl_mechanism} login of "
+                    f"{settings.kafka.sasl_username!r} (check kafka.bootstrap_servers and "
+                    "kafka.sasl_username / kafka.sasl_password)"
+                )
             return (
                 f"Kafka unreachable: no broker answered at {settings.kafka.bootstrap_servers} "
                 "(check kafka.bootstrap_servers and that the broker is running)"

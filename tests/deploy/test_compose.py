@@ -163,3 +163,21 @@ def test_yamllint_plain_yaml():
     yamllint = tool("yamllint")
     result = run_tool([yamllint, "--strict", "-c", str(DEPLOY / ".yamllint.yaml"), str(DEPLOY)])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_runs_the_apache_kafka_the_tests_prove(compose):
+    """The suite proves the daemon on Apache Kafka ``KAFKA_VERSION`` (service.tools.kafka) in
+    KRaft combined mode; compose must run that version, in that mode."""
+    from service.tools.kafka import KAFKA_VERSION
+
+    images = [
+        service["image"]
+        for service in compose["services"].values()
+        if service.get("image", "").startswith("apache/kafka:")
+    ]
+    assert images and all(
+        image.split()[0] == f"apache/kafka:{KAFKA_VERSION}" for image in images
+    ), images
+    kafka = compose["services"]["kafka"]["environment"]
+    assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert "CONTROLLER" in kafka["KAFKA_CONTROLLER_LISTENER_NAMES"]

@@ -2,8 +2,8 @@
 
 - ``private_pg``: a PostgreSQL cluster of our own (temp dir, free port) that the outage test
   may stop; every test gets its own database in it. The shared server at :5432 stays untouched.
-- ``proxied_broker``: Tansu advertising a TCP proxy's address, so the broker-cut test can cut
-  every Kafka connection of the daemon.
+- ``proxied_broker``: Tansu or Apache Kafka (see ``--broker``) advertising a TCP proxy's
+  address, so the broker-cut test can cut every Kafka connection of the daemon.
 Both skip the suite when their binaries are missing (developer machines), except in CI.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from service.tools.soak import PrivatePostgres, ProxiedBroker
+from tests.conftest import require_apache_kafka_tools
 
 
 def _unavailable(what: str) -> None:
@@ -44,12 +45,15 @@ def private_pg_url(private_pg: PrivatePostgres) -> str:
 
 
 @pytest.fixture(scope="session")
-def proxied_broker() -> Iterator[ProxiedBroker]:
-    broker = ProxiedBroker()
+def proxied_broker(request: pytest.FixtureRequest) -> Iterator[ProxiedBroker]:
+    kind = getattr(request, "param", "tansu")
+    if kind == "kafka":
+        require_apache_kafka_tools()
+    broker = ProxiedBroker(kind)
     try:
         broker.start()
     except (RuntimeError, OSError) as exc:
-        _unavailable(f"the Tansu broker ({exc})")
+        _unavailable(f"the {kind} broker ({exc})")
     try:
         yield broker
     finally:

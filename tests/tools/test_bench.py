@@ -13,18 +13,22 @@ from pathlib import Path
 import pytest
 
 from service.tools.bench import run_bench
+from service.tools.broker import EmbeddedBroker
+from service.tools.kafka import ApacheKafka
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
 
-def test_bench_detects_every_planted_case(tmp_path: Path) -> None:
+def test_bench_detects_every_planted_case(
+    broker: EmbeddedBroker | ApacheKafka, tmp_path: Path
+) -> None:
     result = run_bench(
         messages=3000,
         patients=300,
         planted=4,
         database_url=f"sqlite:///{tmp_path / 'bench.db'}",
         rate=1000,
-        bootstrap_servers=None,
+        bootstrap_servers=broker.bootstrap_servers,
     )
     assert result["planted"] == 4 and result["detected"] == 4
     # The paced run plants its own cases; each must give a latency sample (a page traced

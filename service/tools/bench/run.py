@@ -16,6 +16,15 @@ from service.tools.bench.recording import bench_settings
 from service.tools.bench.seed import seed_results
 from service.tools.broker import EmbeddedBroker
 from service.tools.feedgen import generate_feed
+from service.tools.kafka import KAFKA_VERSION, ApacheKafka
+
+
+def start_broker(kind: str) -> EmbeddedBroker | ApacheKafka:
+    """The broker the bench starts for itself: Tansu (embedded) or one Apache Kafka node."""
+    if kind == "kafka":
+        print(f"bench: starting Apache Kafka {KAFKA_VERSION}", flush=True)
+        return ApacheKafka().start()
+    return EmbeddedBroker().start()
 
 
 def run_bench(
@@ -29,6 +38,7 @@ def run_bench(
     config: str | None = None,
     instances: int = 0,
     seed_results_count: int = 0,
+    broker_kind: str = "tansu",
 ) -> dict[str, Any]:
     """Run the bench; returns the result object. Raises ValueError for ``seed_results_count``
     on SQLite. Blocking (minutes)."""
@@ -42,7 +52,7 @@ def run_bench(
         print(f"bench: seeding {seed_results_count:,} stored results", flush=True)
         seconds = seed_results(database_url, seed_results_count)
         seeded = {"seeded_results": seed_results_count, "seed_seconds": round(seconds, 1)}
-    broker = None if bootstrap_servers else EmbeddedBroker().start()
+    broker = None if bootstrap_servers else start_broker(broker_kind)
     bootstrap = bootstrap_servers or broker.bootstrap_servers  # type: ignore[union-attr]
     try:
         settings = bench_settings(config, base, bootstrap, run_id, database_url)
@@ -99,8 +109,15 @@ def run_bench(
         if broker is not None:
             broker.stop()
     result["database"] = "sqlite" if is_sqlite(database_url) else "postgresql"
+    result["broker"] = _broker_name(bootstrap_servers, broker_kind)
     result |= seeded
     return result
+
+
+def _broker_name(bootstrap_servers: str | None, kind: str) -> str:
+    if bootstrap_servers:
+        return "external"
+    return f"apache-kafka-{KAFKA_VERSION}" if kind == "kafka" else "tansu"
 
 
 def main_json(result: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import threading
 import time
 
 from service.tools.broker import EmbeddedBroker
+from service.tools.kafka import ApacheKafka
 
 
 class TcpProxy:
@@ -102,13 +103,19 @@ class TcpProxy:
 
 
 class ProxiedBroker:
-    """Tansu (memory storage) whose advertised address is a ``TcpProxy`` in front of it, so
-    that Kafka clients, which connect where metadata tells them, all go through the proxy."""
+    """A broker whose advertised address is a ``TcpProxy`` in front of it, so that Kafka
+    clients, which connect where metadata tells them, all go through the proxy.
 
-    def __init__(self) -> None:
+    ``kind``: ``tansu`` (memory storage, the embedded default) or ``kafka`` (one Apache Kafka
+    node, ``service.tools.kafka``)."""
+
+    def __init__(self, kind: str = "tansu") -> None:
+        if kind not in ("tansu", "kafka"):
+            raise ValueError(f"unknown broker kind {kind!r}")
+        self.kind = kind
         self.proxy = TcpProxy()
-        self.broker: EmbeddedBroker | None = None
-        self.tansu_port = 0
+        self.broker: EmbeddedBroker | ApacheKafka | None = None
+        self.broker_port = 0
 
     @property
     def bootstrap_servers(self) -> str:
@@ -118,10 +125,18 @@ class ProxiedBroker:
         """Start the proxy and the broker; raises RuntimeError if the broker does not start
         within ``timeout_s``. Blocks."""
         self.proxy.start()
-        self.broker = EmbeddedBroker(advertised_port=self.proxy.port)
-        self.tansu_port = self.proxy.target_port = self.broker.port
+        if self.kind == "kafka":
+            kafka = ApacheKafka(1, advertised_port=self.proxy.port)
+            self.broker = kafka
+            self.broker_port = self.proxy.target_port = kafka.nodes[0].port
+            start_timeout_s = max(timeout_s, 120.0)  # a JVM, and Maven on first use
+        else:
+            tansu = EmbeddedBroker(advertised_port=self.proxy.port)
+            self.broker = tansu
+            self.broker_port = self.proxy.target_port = tansu.port
+            start_timeout_s = timeout_s
         try:
-            self.broker.start(timeout_s)
+            self.broker.start(start_timeout_s)
         except RuntimeError:
             self.stop()
             raise
