@@ -1,7 +1,8 @@
 """Can it lose a page? Faults injected into the real `labsentinel run` process.
 
-Each test drives the daemon as a subprocess against Tansu (behind a TCP proxy) and a private
-PostgreSQL cluster, with a feed of a few thousand messages that contains planted cases, and
+Each test drives the daemon as a subprocess against a broker behind a TCP proxy (Tansu and
+Apache Kafka, see ``--broker``; faults of the database or the pager run on Tansu alone) and a
+private PostgreSQL cluster, with a feed of a few thousand messages that contains planted cases, and
 audits the end state (service.tools.soak.Run.audit): every planted case paged, no notification
 undelivered, repeated deliveries only with the same dedup key, no case paged twice under
 different keys. CI numbers are small; `labsentinel soak` runs the same scenarios longer and
@@ -35,6 +36,7 @@ def test_sigkill_at_random_moments_loses_nothing(proxied_broker, private_pg_url,
     check(result)
 
 
+@pytest.mark.tansu_only("a database fault: the broker plays no part in it")
 def test_database_outage_pauses_then_resumes(proxied_broker, private_pg, tmp_path: Path):
     # CI: at least 6 s instead of the soak command's 20 s. The outage lasts until the consumer
     # has logged its pause and /readyz has answered 503, however slow the machine.
@@ -55,6 +57,7 @@ def test_broker_cut_then_reconnect(proxied_broker, private_pg_url, tmp_path: Pat
     assert result.notes.startswith("daemon stayed up"), result.notes
 
 
+@pytest.mark.tansu_only("a pager fault: the broker plays no part in it")
 def test_pager_failing_half_its_requests(proxied_broker, private_pg_url, tmp_path: Path):
     result = soak.scenario_flaky_pager(
         proxied_broker, private_pg_url, tmp_path, failures=8, messages=1500, seed=14
