@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from service.bootstrap import build_app
 from service.daemon import Daemon
 from service.ingest.consumer import kafka_options
+from service.ingest.group_offsets import committed_offsets
 from service.runtime.clock import MessageClock
 from service.runtime.settings import Settings, load_settings
 from service.tools.bench.recording import RecordingPager, standing_in
@@ -45,23 +44,11 @@ def instance_main(config: str | None, overrides: dict[str, Any], stop_file: str)
 
 
 async def group_done(settings: Settings) -> int:
-    """Messages committed by the consumer group, over all partitions.
-
-    Asked through a consumer of the group that never joins it (the embedded broker does not
-    answer the admin client's offset request)."""
-    consumer = AIOKafkaConsumer(
-        group_id=settings.kafka.group_id, enable_auto_commit=False, **kafka_options(settings.kafka)
+    """Messages committed by the consumer group, over all partitions."""
+    offsets = await committed_offsets(
+        kafka_options(settings.kafka), settings.kafka.group_id, settings.kafka.topics
     )
-    await consumer.start()
-    try:
-        done = 0
-        for topic in settings.kafka.topics:
-            for partition in consumer.partitions_for_topic(topic) or ():
-                committed = await consumer.committed(TopicPartition(topic, partition))
-                done += committed or 0
-        return done
-    finally:
-        await consumer.stop()
+    return sum(offsets.values())
 
 
 def run_instances(
