@@ -58,6 +58,10 @@ class Override:
     person: str
     start: datetime
     end: datetime
+    # Where it comes from, for an explanation ("routing.toml", "override 3f2a…", "ical …")
+    # and why (free text from the operator; never patient data).
+    source: str = ""
+    reason: str = ""
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
@@ -88,10 +92,17 @@ class Schedule:
             raise ValueError("at must be timezone-aware")
         if not 1 <= tier <= len(self.tiers):
             raise ValueError(f"no tier {tier} (the schedule has {len(self.tiers)})")
+        override = self.override_at(tier, at)
+        if override is not None:
+            return override.person
+        return self.tiers[tier - 1].member_at(at, self.zone)
+
+    def override_at(self, tier: int, at: datetime) -> Override | None:
+        """The override that decides ``tier`` at ``at`` (the last listed that covers it)."""
         for override in reversed(self.overrides):
             if override.tier == tier and override.covers(at):
-                return override.person
-        return self.tiers[tier - 1].member_at(at, self.zone)
+                return override
+        return None
 
     def next_handoff(self, tier: int, at: datetime) -> datetime:
         rotation = self.tiers[tier - 1]

@@ -318,7 +318,12 @@ def _team(
         _check_person(people, item.person, table.page_channels, f"{okey}.person")
         try:
             override = Override(
-                item.tier, item.person, parse_local(item.start, zone), parse_local(item.end, zone)
+                item.tier,
+                item.person,
+                parse_local(item.start, zone),
+                parse_local(item.end, zone),
+                source=f"override {okey} in the routing file",
+                reason=item.reason,
             )
         except ValueError as exc:
             raise RoutingError(f"routing key '{okey}': {exc}") from None

@@ -14,13 +14,12 @@ I/O, the routed one reads the routing file, the database and the clock.
   that receive every notification once, ack links and the page identity setting.
 
 ``TeamRouting`` is the routed paging's configuration, read and validated by
-``load_team_routing`` (cached per path, zone and channel set). Nothing here writes.
+``load_team_routing`` (cached per path, zone, channel set and file stamps). Nothing here writes.
 """
 
 from __future__ import annotations
 
 import functools
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -32,9 +31,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from alerts.notification import Notification
-from alerts.routing import RoutingConfig, RoutingError, load_routing
+from alerts.routing import RoutingConfig
 from service.db.models import Alert, Patient
 from service.db.patients import PatientRecord
+from service.notify import rosters
 from service.runtime.settings import ConfigError, Settings
 
 # The events of an alert that page (and carry an ack link); the others are notices.
@@ -235,21 +235,17 @@ def load_team_routing(settings: Settings, channels: Iterable[str]) -> TeamRoutin
         raise ConfigError("config key 'routing.config': no routing file configured")
     path = settings.resolve_path(settings.routing.config)
     channels = tuple(channels)
-    try:
-        routing = _load_routing(str(path), settings.hospital.timezone, channels)
-    except FileNotFoundError:
-        raise ConfigError(f"config key 'routing.config': file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config key 'routing.config': {path} is not valid TOML: {exc}") from None
-    except RoutingError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    # The files' modification times are part of the cache key: a roster change written by
+    # `labsentinel oncall override` is read again (service.notify.rosters).
+    routing = _load_routing(str(path), settings.hospital.timezone, channels, rosters.stamp(path))
     audit = tuple(c for c in settings.routing.default_channels if c in channels)
     audit += tuple(c for c in channels if c not in settings.channels and c not in audit)
     return TeamRouting(routing, settings, audit, timedelta(seconds=settings.dispatcher.deadline_s))
 
 
 @functools.lru_cache(maxsize=8)
-def _load_routing(path: str, timezone: str, channels: tuple[str, ...]) -> RoutingConfig:
-    with Path(path).open("rb") as fh:
-        doc = tomllib.load(fh)
-    return load_routing(doc, ZoneInfo(timezone), channels)
+def _load_routing(
+    path: str, timezone: str, channels: tuple[str, ...], stamp: tuple[int, int]
+) -> RoutingConfig:
+    """The routing file with its roster changes; ``stamp`` only keys the cache."""
+    return rosters.read_routing(Path(path), ZoneInfo(timezone), channels).routing

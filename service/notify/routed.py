@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from alerts.notification import Notification
+from alerts.routing import RoutingConfig
 from service.db.models import Alert, Patient
 from service.db.patients import PatientRecord
 from service.notify import escalation_steps, lifecycle, outbox, routes
@@ -49,8 +50,13 @@ class RoutedPaging:
     """``Paging`` under a routing file (see the module doc)."""
 
     def __init__(self, config: TeamRouting) -> None:
+        # Replaced whole by a reload (service.notify.reload): one attribute, so a reader
+        # sees the old configuration or the new one, never half of each.
         self.config = config
-        self.routing = config.routing
+
+    @property
+    def routing(self) -> RoutingConfig:
+        return self.config.routing
 
     @property
     def teams(self) -> tuple[str, ...]:
@@ -104,7 +110,7 @@ class RoutedPaging:
             deliveries, recipients = self._target(session, row, notification, now)
         link = ""
         if event in PAGE_EVENTS and row.id is not None and not worklist:
-            link = ack_link(self.config.settings, row.id, row.dedup_key, queued_at)
+            link = ack_link(self.config.settings, row.public_id, queued_at)
         notification = replace(notification, recipients=tuple(recipients), ack_url=link)
         audit = self.config.audit_channels
         if row.silence_id is not None:
