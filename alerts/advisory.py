@@ -129,13 +129,16 @@ def _options(
     monitoring: MonitoringConfig,
     lookback_days: int,
 ) -> tuple[str, ...]:
+    # Each option is phrased as a suggestion to the prescriber ("consider ..."): an advisory
+    # informs a decision that is theirs, and a line such as "no phosphate in the 30 days
+    # before the iron dose" read after "Do:" sounded like an order to withhold phosphate.
     options: list[str] = []
     if not missing:
-        options.append("check phosphate and calcium before the iron dose (baseline)")
+        options.append("consider checking phosphate and calcium before the iron dose (baseline)")
     else:
         options.append(
-            f"no {'/'.join(missing)} in the {lookback_days} days before the iron dose: "
-            "draw baseline phosphate and calcium before the dose"
+            "consider drawing baseline phosphate and calcium before the iron dose (no "
+            f"{' or '.join(missing)} result in the {lookback_days} days before it)"
         )
     alternative = _lower_risk_name(drugs)
     if iron_risk == "high" and alternative is not None:
@@ -143,11 +146,13 @@ def _options(
             f"consider a lower-risk iron formulation, e.g. {alternative}: {PHOSPHARE_EVIDENCE}"
         )
     options.append(
-        "monitor phosphate and calcium: "
+        "consider monitoring phosphate and calcium: "
         + schedule_text(monitoring)
         + " after the first dose; reminders follow if a check is missed"
     )
-    options.append("make sure every prescriber of the iron and the antiresorptive knows of both")
+    options.append(
+        "consider telling every prescriber of the iron and the antiresorptive about both"
+    )
     return tuple(options)
 
 

@@ -3,6 +3,8 @@
 ``escalate(engine, config, now, queued_at)`` takes every step due at ``now`` under a routing
 file (``TeamRouting``); ``service.notify.routed.RoutedPaging.escalate`` calls it, and
 ``service.notify.escalation`` runs it as a job. A plain function of the database and ``now``.
+``preview(engine, config, now)`` decides the same way and does nothing: the rehearsal behind
+``labsentinel escalations run --dry-run``.
 
 Per open alert that is paging (``escalation_state`` active or acked), in its own transaction
 with the alert row locked:
@@ -17,7 +19,7 @@ with the alert row locked:
    re-page after an ack timed out, or the end of the policy (``exhausted``, visible).
 
 State lives in the alert row, and an escalation's notification id contains its step number
-(``notification_id(dedup_key, "escalation", step)``) in the same transaction that advances the
+(``notification_id(public_id, "escalation", step)``) in the same transaction that advances the
 step: a restart neither loses nor repeats a step, and two instances racing on one step collide
 on the unique notification id instead of paging twice.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -34,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from alerts.escalation import (
+    CorrectiveCheck,
     Decision,
     EscalationState,
     Step,
@@ -78,6 +82,85 @@ def escalate(
         except IntegrityError:  # another instance took this step first
             log.info("escalation step already taken", extra={"alert_id": alert_id})
     return report
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One escalation step that ``escalate`` would take at a time (``preview``)."""
+
+    alert_id: int
+    severity: str
+    team: str
+    kind: str  # escalate | repeat | ack-timeout | exhausted | corrective
+    tier: int
+    recipients: tuple[str, ...] = ()
+    deliveries: tuple[tuple[str, str], ...] = ()  # (channel, address)
+    note: str = ""
+
+
+def preview(engine: Engine, config: TeamRouting, now: datetime) -> list[PlannedStep]:
+    """What ``escalate(engine, config, now, ...)`` would do, without doing any of it: one
+    read-only session, no row locks, no notifications, events, metrics or state changes (a
+    rehearsal of a time in the future must leave nothing behind). Decided the same way as
+    ``_step``: corrective therapy first, then ``decide``. Raises SQLAlchemyError; blocks on
+    the database.
+    """
+    routing = config.routing
+    planned: list[PlannedStep] = []
+    with Session(engine) as session:
+        rows = session.execute(
+            select(Alert)
+            .where(
+                col(Alert.status) == "open",
+                col(Alert.escalation_state).in_(("active", "acked")),
+            )
+            .order_by(col(Alert.id))
+        ).scalars()
+        for row in rows:
+            if row.team not in routing.teams:
+                continue
+            alert_id = row.id or 0
+            if row.corrective_at is None:
+                stop = _corrective_check(session, config, row, now).stop
+                if stop is not None:
+                    note = f"corrective therapy {stop.drug} stops escalation"
+                    planned.append(
+                        PlannedStep(alert_id, row.severity, row.team, "corrective", 0, note=note)
+                    )
+                    continue
+            silenced = active_silence(session, row, now) is not None
+            team = routing.teams[row.team]
+            decision = decide(
+                _state(row, silenced), routing.policy_of(row.team), team.schedule.tier_count, now
+            )
+            if decision.step is Step.NONE:
+                continue
+            if decision.step is Step.EXHAUSTED:
+                planned.append(
+                    PlannedStep(
+                        alert_id,
+                        row.severity,
+                        row.team,
+                        decision.step.value,
+                        row.escalation_tier,
+                        note="policy exhausted: escalation ends",
+                    )
+                )
+                continue
+            target = routing.target(row.team, row.severity, now, tier=decision.tier)
+            planned.append(
+                PlannedStep(
+                    alert_id,
+                    row.severity,
+                    row.team,
+                    decision.step.value,
+                    decision.tier,
+                    target.recipients,
+                    target.deliveries,
+                    decision.reason,
+                )
+            )
+    return planned
 
 
 def _state(row: Alert, silenced: bool) -> EscalationState:
@@ -152,7 +235,7 @@ def _queue_escalation(
     its history event. The id holds the step number: two instances racing on one step
     collide on it (IntegrityError) instead of paging twice."""
     alert_id = row.id or 0
-    nid = outbox.notification_id(row.dedup_key, "escalation", decision.number)
+    nid = outbox.notification_id(row.public_id, "escalation", decision.number)
     target = config.routing.target(row.team, row.severity, now, tier=decision.tier)
     step = {
         "step": decision.number,
@@ -169,7 +252,8 @@ def _queue_escalation(
         extra={"escalation": step},
         drop_extra=("ack",),
         recipients=target.recipients,
-        ack_url=ack_link(config.settings, alert_id, row.dedup_key, queued_at),
+        ack_url=ack_link(config.settings, row.public_id, queued_at),
+        alert_key=row.public_id,
     )
     if notification is None:  # an escalating alert was paged, so it has a notification
         raise LookupError(f"alert {alert_id} has no notification to escalate")
@@ -188,10 +272,10 @@ def _queue_escalation(
     lifecycle.record_event(session, alert_id, "escalation", now, notification_id=nid, detail=detail)
 
 
-def _corrective(
-    session: Session, config: TeamRouting, row: Alert, now: datetime, report: EscalationReport
-) -> bool:
-    """Stop escalation when corrective therapy qualifies; note the messages that do not."""
+def _corrective_check(
+    session: Session, config: TeamRouting, row: Alert, now: datetime
+) -> CorrectiveCheck:
+    """What the corrective-drug messages up to ``now`` say about the alert (reads only)."""
     rows = session.execute(
         select(MedicationOrderRow).where(
             col(MedicationOrderRow.patient_id) == row.patient_id,
@@ -212,7 +296,14 @@ def _corrective(
         )
         for o in rows
     ]
-    check = corrective_stops(row.analyte, row.created_at, messages, config.routing.corrective)
+    return corrective_stops(row.analyte, row.created_at, messages, config.routing.corrective)
+
+
+def _corrective(
+    session: Session, config: TeamRouting, row: Alert, now: datetime, report: EscalationReport
+) -> bool:
+    """Stop escalation when corrective therapy qualifies; note the messages that do not."""
+    check = _corrective_check(session, config, row, now)
     _note(session, row, check.noted, now, report)
     if check.stop is None:
         return False

@@ -164,7 +164,10 @@ def test_options_for_fcm_without_baseline() -> None:
     [a] = run([IRON, PROLIA])
     assert a.iron_risk == "high"
     assert len(a.options) == 4
-    assert a.options[0].startswith("no phosphate/calcium in the 30 days before the iron dose")
+    assert a.options[0] == (
+        "consider drawing baseline phosphate and calcium before the iron dose "
+        "(no phosphate or calcium result in the 30 days before it)"
+    )
     assert "ferric derisomaltose" in a.options[1] and "PHOSPHARE-IDA" in a.options[1]
     assert "baseline, day 7, day 21, then every 30 days for 3 months" in a.options[2]
     assert "every prescriber" in a.options[3]
@@ -175,14 +178,14 @@ def test_options_for_lower_risk_iron_with_baseline() -> None:
     fdi = order("FDI", "ferric_derisomaltose", T0, route="IV")
     [a] = run([fdi, PROLIA], [phos(3.1, T0 - days(1)), ca(9.0, T0 - days(1))])
     assert a.iron_risk == "lower"
-    assert a.options[0] == "check phosphate and calcium before the iron dose (baseline)"
+    assert a.options[0] == "consider checking phosphate and calcium before the iron dose (baseline)"
     assert not any("lower-risk" in o for o in a.options)
 
 
 def test_only_calcium_missing_is_named() -> None:
     # the baseline option names exactly what is missing
     [a] = run([IRON, PROLIA], [phos(3.1, T0 - days(1))])
-    assert a.options[0].startswith("no calcium in the 30 days")
+    assert "(no calcium result in the 30 days before it)" in a.options[0]
 
 
 def test_providers() -> None:
@@ -213,3 +216,10 @@ def test_schedule_text_follows_config() -> None:
     text = schedule_text(MonitoringConfig(points_days=(7, 14, 21), monthly_months=1))
     assert text == "baseline, day 7, day 14, day 21, then every 30 days for 1 month"
     assert schedule_text(MonitoringConfig(monthly_months=0)) == "baseline, day 7, day 21"
+
+
+def test_every_option_reads_as_a_suggestion() -> None:
+    # an advisory informs the prescriber's decision: no option may read as an order
+    # ("Do: no phosphate in the 30 days..." once read as "give no phosphate")
+    [a] = run([IRON, PROLIA])
+    assert all(o.startswith("consider ") for o in a.options), a.options

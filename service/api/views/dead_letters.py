@@ -1,4 +1,7 @@
-"""Dead letters as the API shows them, and reprocessing one through the pipeline."""
+"""Dead letters as the API shows them, and reprocessing one through the pipeline.
+
+Searching: ``dead_letter_search``; reprocessing many at once: ``dead_letter_bulk``.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from service.api.context import ApiContext
 from service.api.views.common import iso
+from service.api.views.dead_letter_search import DeadLetterFilter, search
 from service.db.models import DeadLetter
 from service.ingest.pipeline import Incoming, Outcome
 from service.runtime import metrics
@@ -48,20 +51,10 @@ def list_dead_letters(
     limit: int = 100,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Newest first, without the message text. Returns (page, total). Blocks on the database."""
-    with Session(ctx.engine) as session:
-        query = select(DeadLetter)
-        if status:
-            query = query.where(col(DeadLetter.status) == status)
-        if error_class:
-            query = query.where(col(DeadLetter.error_class) == error_class)
-        total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        rows = (
-            session.execute(query.order_by(col(DeadLetter.id).desc()).limit(limit).offset(offset))
-            .scalars()
-            .all()
-        )
-        return [dead_letter_doc(r) for r in rows], int(total)
+    """Newest first, without the message text. Returns (page, total). Blocks on the database.
+    (The full search: ``service.api.views.dead_letter_search``.)"""
+    where = DeadLetterFilter(status=status, reason=error_class)
+    return search(ctx.engine, where, limit=limit, offset=offset)
 
 
 def dead_letter_detail(ctx: ApiContext, dl_id: int, *, include_raw: bool) -> dict[str, Any] | None:
