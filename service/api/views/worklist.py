@@ -20,10 +20,10 @@ from alerts.identity import split_patient_key
 from alerts.model import ANALYTE_PHOSPHATE
 from alerts.monitoring import CALCIUM_ANALYTES, AtRiskEpisode, DuePoint
 from service.api.context import ApiContext
-from service.api.views.alerts import list_alerts
 from service.api.views.common import drug_name
 from service.api.views.episodes import PatientPlan, episode_summaries, patient_plan
 from service.api.views.patients import exposures_of, orders_by_patient
+from service.api.views.worklist_order import ordered_alerts
 from service.db.models import Patient
 
 # How far back the worklist looks for the latest phosphate and calcium it shows.
@@ -153,9 +153,10 @@ def patients_at_risk(ctx: ApiContext, now: datetime) -> list[AtRisk]:
 
 def worklist_doc(ctx: ApiContext, now: datetime, *, limit: int) -> dict[str, Any]:
     """The worklist as JSON: open alerts, late-found (worklist) alerts and patients at risk,
-    at most ``limit`` alerts of each status. Blocks on the database."""
-    open_alerts, _ = list_alerts(ctx, status="open", limit=limit)
-    backlog, _ = list_alerts(ctx, status="worklist", limit=limit)
+    at most ``limit`` alerts of each status, each list in worklist order (most severe, then
+    longest waiting: ``worklist_order``). Blocks on the database."""
+    open_alerts = ordered_alerts(ctx, status="open", limit=limit)
+    backlog = ordered_alerts(ctx, status="worklist", limit=limit)
     return {
         "open_alerts": open_alerts,
         "worklist_alerts": backlog,
