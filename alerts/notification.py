@@ -26,6 +26,8 @@ class Notification:
     event: str  # alert | update | escalation | resolved | reminder | advisory | acknowledged
     rule: str
     severity: str  # info | warning | high | critical
+    # The stable key receivers group an alert's notifications by: an alert's random public id
+    # (``Alert.public_id``), never the internal dedup key, which hashes the patient id.
     dedup_key: str
     patient_id: str  # the patient key: identifier and assigning authority (alerts.identity)
     patient_location: str

@@ -11,8 +11,10 @@ The message: subject ``render_subject`` (no patient id), body ``render_text(n, m
 - ``Message-ID: <notification_id.recipient-hash@sender-domain>``: stable, so a retried attempt
   is recognisably the same message, and distinct per recipient (the id falls back to a hash
   when it holds characters a Message-ID cannot);
-- ``References: <alert.dedup-hash@sender-domain>``: every notice of one alert threads together;
-- ``X-LabSentinel-Dedup-Key``, ``X-LabSentinel-Notification-Id``, ``X-LabSentinel-Event``;
+- ``References: <alert.key-hash@sender-domain>``: every notice of one alert threads together;
+- ``X-LabSentinel-Alert-Id`` (the alert's stable key, for a receiver's own dedupe),
+  ``X-LabSentinel-Notification-Id``, ``X-LabSentinel-Event``. The alert key is the alert's
+  random public id, never the internal dedup key (that hashes the patient identifier);
 - ``Auto-Submitted: auto-generated`` (RFC 3834: no vacation auto-replies back to us), and
   ``Importance: high`` / ``X-Priority: 1`` for paging severities.
 
@@ -128,7 +130,7 @@ class SmtpPager:
         msg["Message-ID"] = message_id(n.notification_id, recipient, self._domain)
         thread = hashlib.sha256(n.dedup_key.encode("utf-8")).hexdigest()[:32]
         msg["References"] = f"<alert.{thread}@{self._domain}>"
-        msg["X-LabSentinel-Dedup-Key"] = n.dedup_key
+        msg["X-LabSentinel-Alert-Id"] = n.dedup_key
         msg["X-LabSentinel-Notification-Id"] = n.notification_id
         msg["X-LabSentinel-Event"] = n.event
         msg["Auto-Submitted"] = "auto-generated"

@@ -9,8 +9,11 @@ Headers:
   retries of the same delivery, and distinct per recipient: the dispatcher calls ``send`` once
   per recipient, and a receiver that de-duplicates on a bare notification id would drop every
   recipient after the first. Hashing the recipient keeps the header ASCII whatever it holds.
-- ``X-LabSentinel-Notification-Id``, ``X-LabSentinel-Dedup-Key``: the notification's own id and
-  its alert's dedup key, for receivers that group (PagerDuty-style ``dedup_key``).
+- ``X-LabSentinel-Notification-Id``, ``X-LabSentinel-Alert-Id``: the notification's own id and
+  its alert's stable key (``n.dedup_key``, also in the body), for receivers that dedupe or
+  group (PagerDuty-style ``dedup_key``). Both are random, opaque ids: the alert's public id,
+  never the internal dedup key, which hashes the patient identifier and could be turned back
+  into an MRN by trying a hospital's number range.
 - With a secret, ``X-LabSentinel-Timestamp: <unix seconds>`` and
   ``X-LabSentinel-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>." + body>`` (the Stripe
   scheme: the timestamp is signed too, so a receiver can reject replays older than a few
@@ -82,7 +85,7 @@ class WebhookPager:
                 payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")
             ).encode("utf-8")
             _check_header_value(n.notification_id)
-            _check_header_value(n.dedup_key)
+            _check_header_value(n.dedup_key)  # the alert's public id
         except (TypeError, ValueError) as exc:
             return encoding_error(exc)
         headers = {
@@ -90,7 +93,7 @@ class WebhookPager:
             "Content-Type": "application/json; charset=utf-8",
             "Idempotency-Key": idempotency_key(n.notification_id, recipient),
             "X-LabSentinel-Notification-Id": n.notification_id,
-            "X-LabSentinel-Dedup-Key": n.dedup_key,
+            "X-LabSentinel-Alert-Id": n.dedup_key,
         }
         if self._secret is not None:
             timestamp = str(int(self._clock()))

@@ -6,6 +6,7 @@ the clinical record of what LabSentinel saw; they never reach logs or metric lab
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint
@@ -16,6 +17,13 @@ from service.db.types import UTCDateTime
 
 def _utc(**kwargs: object) -> object:
     return Field(sa_type=UTCDateTime, **kwargs)  # type: ignore[call-overload]
+
+
+def new_public_id() -> str:
+    """A random, opaque alert id (22 URL-safe characters, 128 bits): it names an alert
+    outside the database (ack links, pages, webhook headers) and, unlike the dedup key, no
+    patient identifier can be guessed back from it."""
+    return secrets.token_urlsafe(16)
 
 
 class Patient(SQLModel, table=True):
@@ -102,10 +110,13 @@ class Alert(SQLModel, table=True):
     __table_args__ = (
         Index("ix_alerts_patient_status", "patient_id", "status"),
         Index("ix_alerts_escalation_state", "escalation_state"),
+        Index("ix_alerts_public_id", "public_id", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
+    # Internal: hashes the patient id, so it never leaves the database (public_id does).
     dedup_key: str = Field(max_length=64, unique=True)
+    public_id: str = Field(default_factory=new_public_id, max_length=32)
     rule: str = Field(max_length=64)
     patient_id: str = Field(max_length=64)
     location: str = Field(default="", max_length=128)

@@ -25,12 +25,12 @@ def ack_secret(settings: Settings) -> bytes:
     return _SECRETS.setdefault(0, secrets.token_bytes(32))
 
 
-def ack_link(settings: Settings, alert_id: int, dedup_key: str, now: datetime) -> str:
-    """``{api.base_url}/ack/{token}``, valid ``api.ack_link_ttl_hours`` from ``now``."""
+def ack_link(settings: Settings, public_id: str, now: datetime) -> str:
+    """``{api.base_url}/ack/{token}`` for the alert ``public_id`` (``Alert.public_id``, never
+    the dedup key), valid ``api.ack_link_ttl_hours`` from ``now``."""
     token = acks.make_ack_token(
         ack_secret(settings),
-        alert_id,
-        dedup_key,
+        public_id,
         now,
         timedelta(hours=settings.api.ack_link_ttl_hours),
     )

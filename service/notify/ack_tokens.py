@@ -2,8 +2,12 @@
 
 A page carries ``{base_url}/ack/{token}``. The token is a ``service.runtime.signing`` token
 (the one signed-token format of the service) under the site's ack secret and the ack salt: its
-payload names the alert (``alert``: id, ``key``: dedup key) and an expiry (``exp``). It carries
-no patient data, so nothing identifying ends up in a URL, a proxy log or a browser history.
+payload is the alert's public id (``pid``: ``Alert.public_id``, 128 random bits) and an expiry
+(``exp``), nothing else. Not the dedup key: it hashes the patient identifier without a secret,
+so an MRN range could be tried against it; not the row id either, which counts alerts and
+would let a link holder guess the next one. Nothing in a URL, a proxy log or a browser
+history can be traced back to a patient. The payload is readable (signed, not encrypted),
+which is why it must hold nothing but that random id.
 
 Refused tokens say why (``forged``, ``expired``, ``malformed``, ``other-alert``) so the page
 can tell the clinician what to do, never why a forgery failed in detail.
@@ -44,8 +48,7 @@ class InvalidAckToken(Exception):
 
 @dataclass(frozen=True)
 class AckClaim:
-    alert_id: int
-    dedup_key: str
+    public_id: str  # Alert.public_id
     expires_at: datetime
 
 
@@ -53,18 +56,17 @@ def new_secret() -> bytes:
     return secrets.token_bytes(32)
 
 
-def make_ack_token(
-    secret: bytes, alert_id: int, dedup_key: str, now: datetime, ttl: timedelta
-) -> str:
-    """The token of an ack link for ``alert_id``, valid from ``now`` for ``ttl``. Never blocks."""
-    payload = {"alert": alert_id, "key": dedup_key, "exp": int((now + ttl).timestamp())}
+def make_ack_token(secret: bytes, public_id: str, now: datetime, ttl: timedelta) -> str:
+    """The token of an ack link for the alert ``public_id``, valid from ``now`` for ``ttl``.
+    Never blocks."""
+    payload = {"pid": public_id, "exp": int((now + ttl).timestamp())}
     return Signer(secret, SALT).dumps(payload, now=now.timestamp())
 
 
 def verify_ack_token(
-    secret: bytes, token: str, now: datetime, *, alert_id: int | None = None
+    secret: bytes, token: str, now: datetime, *, public_id: str | None = None
 ) -> AckClaim:
-    """Check signature, expiry and (when given) that the token is for ``alert_id``.
+    """Check signature, expiry and (when given) that the token is for ``public_id``.
 
     Raises ``InvalidAckToken`` with the reason; the signature is compared in constant time and
     checked before anything is decoded. Never blocks.
@@ -74,14 +76,14 @@ def verify_ack_token(
     except BadToken as exc:
         raise InvalidAckToken(exc.reason) from None
     try:
-        claim = AckClaim(
-            alert_id=int(claims["alert"]),
-            dedup_key=str(claims["key"]),
-            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
-        )
+        pid = claims["pid"]
+        if not isinstance(pid, str) or not pid:
+            raise ValueError("pid")
+        claim = AckClaim(public_id=pid, expires_at=datetime.fromtimestamp(claims["exp"], UTC))
     except (KeyError, TypeError, ValueError, OverflowError):
+        # Also a link made before public ids: its payload named the dedup key.
         raise InvalidAckToken("malformed") from None
-    if alert_id is not None and claim.alert_id != alert_id:
+    if public_id is not None and claim.public_id != public_id:
         raise InvalidAckToken("other-alert")
     return claim
 

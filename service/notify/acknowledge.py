@@ -7,7 +7,7 @@ transaction (the transactional outbox). It is idempotent: a second ack returns t
 with ``already_acknowledged=True`` and changes nothing.
 
 The acknowledged notification is the alert's last notification with the event changed and a
-new id (``notification_id(dedup_key, "acknowledged", seq)``), so it needs no catalog and says
+new id (``notification_id(public_id, "acknowledged", seq)``), so it needs no catalog and says
 exactly what the pages said.
 """
 
@@ -27,7 +27,7 @@ from service.notify.lifecycle import AlertNotFound
 
 __all__ = ["ACK_SOURCES", "AckResult", "AlertNotFound", "UnknownAction", "acknowledge"]
 
-ACK_SOURCES = ("link", "api", "cli")
+ACK_SOURCES = ("link", "api", "web", "cli")
 # Deadline of the acknowledged notice when the alert's pages left no outbox rows to copy it from.
 _DEFAULT_DEADLINE = timedelta(hours=1)
 
@@ -39,7 +39,7 @@ class UnknownAction(ValueError):
 @dataclass(frozen=True)
 class AckResult:
     alert_id: int
-    dedup_key: str
+    public_id: str  # the alert's random public id (the dedup key stays in the database)
     acked_at: datetime
     acked_by: str
     action: str
@@ -72,7 +72,7 @@ def acknowledge(
         if row.acked_at is not None:
             return AckResult(
                 alert_id=alert_id,
-                dedup_key=row.dedup_key,
+                public_id=row.public_id,
                 acked_at=row.acked_at,
                 acked_by=row.acked_by,
                 action=row.ack_action,
@@ -104,7 +104,7 @@ def acknowledge(
         paging_metrics.time_to_ack.labels(severity).observe(seconds)
     return AckResult(
         alert_id=alert_id,
-        dedup_key=row.dedup_key,
+        public_id=row.public_id,
         acked_at=now,
         acked_by=who,
         action=action,
@@ -119,7 +119,7 @@ def _queue_acknowledged(
     """Queue the ``acknowledged`` notification to the routes that got the pages; its id, or
     None when the alert has no notification to copy."""
     alert_id = row.id or 0
-    nid = outbox.notification_id(row.dedup_key, "acknowledged", row.notification_seq + 1)
+    nid = outbox.notification_id(row.public_id, "acknowledged", row.notification_seq + 1)
     ack = {
         "by": row.acked_by,
         "at": now.isoformat(),
@@ -127,7 +127,13 @@ def _queue_acknowledged(
         "note": row.ack_note,
     }
     notification = outbox.copy_last_notification(
-        session, alert_id, notification_id=nid, event="acknowledged", now=now, extra={"ack": ack}
+        session,
+        alert_id,
+        notification_id=nid,
+        event="acknowledged",
+        now=now,
+        extra={"ack": ack},
+        alert_key=row.public_id,
     )
     if notification is None:
         return None

@@ -26,10 +26,11 @@ from service.db.models import NotificationRow, OutboxRow
 from service.notify.delivery import PAGE_EVENTS
 
 
-def notification_id(dedup_key: str, event: str, sequence: int) -> str:
+def notification_id(key: str, event: str, sequence: int) -> str:
     """Stable id of an alert's ``sequence``-th notification: a repeat collides, never pages
-    twice."""
-    canonical = f"{dedup_key}|{event}|{sequence}"
+    twice. ``key`` is the alert's public id (random: the id, which every transport sends,
+    reveals nothing), or a notice's key."""
+    canonical = f"{key}|{event}|{sequence}"
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -118,10 +119,13 @@ def copy_last_notification(
     drop_extra: Iterable[str] = (),
     recipients: tuple[str, ...] | None = None,
     ack_url: str = "",
+    alert_key: str | None = None,
 ) -> Notification | None:
     """The alert's last notification as a new one (not stored): new id, event and time, no
-    actions, ``extra`` merged over its extra without the keys ``drop_extra``. It says exactly
-    what the pages said and needs no catalog. None when the alert has no notification."""
+    actions, ``extra`` merged over its extra without the keys ``drop_extra``, and the key
+    ``alert_key`` when given (the alert's public id: a notification stored before public ids
+    carried the dedup key). It says exactly what the pages said and needs no catalog. None
+    when the alert has no notification."""
     payload = session.execute(
         select(col(NotificationRow.payload))
         .where(col(NotificationRow.alert_id) == alert_id)
@@ -137,6 +141,7 @@ def copy_last_notification(
         base,
         notification_id=notification_id,
         event=event,
+        dedup_key=base.dedup_key if alert_key is None else alert_key,
         created_at=now.isoformat(),
         recipients=base.recipients if recipients is None else recipients,
         ack_url=ack_url,

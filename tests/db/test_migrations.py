@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
 from sqlalchemy import text
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 
 import service.db.models  # noqa: F401  (registers the tables)
 import service.db.prevention  # noqa: F401
@@ -89,24 +91,26 @@ def test_authority_migration_rekeys_patients_and_their_alerts(database_url: str)
                     ),
                     {"p": patient, "a": authority, "t": episode.replace(tzinfo=None)},
                 )
-        with Session(engine) as session, session.begin():
+        with engine.begin() as connection:
             for patient in ("P1", "P2"):
-                session.add(
-                    Alert(
-                        dedup_key=dedup_key(RULE_INTERACTION, patient, "phosphate", episode),
-                        rule=RULE_INTERACTION,
-                        patient_id=patient,
-                        analyte="phosphate",
-                        severity="high",
-                        status="open",
-                        observed_at=episode,
-                        iron_dose_at=episode,
-                        episode_start=episode,
-                        antiresorptive_dose_at=episode,
-                        created_at=episode,
-                        updated_at=episode,
-                    )
+                # Written column by column: the model has columns that 0004 does not.
+                row = Alert(
+                    dedup_key=dedup_key(RULE_INTERACTION, patient, "phosphate", episode),
+                    rule=RULE_INTERACTION,
+                    patient_id=patient,
+                    analyte="phosphate",
+                    severity="high",
+                    status="open",
+                    observed_at=episode,
+                    iron_dose_at=episode,
+                    episode_start=episode,
+                    antiresorptive_dose_at=episode,
+                    created_at=episode,
+                    updated_at=episode,
                 )
+                values = row.model_dump(exclude={"id", "public_id"})
+                table = sa_table("alerts", *(sa_column(name) for name in values))
+                connection.execute(table.insert().values(**values))
         upgrade(engine)
         with engine.connect() as connection:
             rows = connection.execute(

@@ -129,8 +129,10 @@ async def test_replay_routes_escalates_acks_and_stops(
                 ).first()
             )["ack_url"]
         token = link.rsplit("/", 1)[1]
-        claim = verify_ack_token(ack_secret(settings), token, datetime.now(UTC), alert_id=acked.id)
-        assert claim.dedup_key == acked.dedup_key
+        claim = verify_ack_token(
+            ack_secret(settings), token, datetime.now(UTC), public_id=acked.public_id
+        )
+        assert claim.public_id == acked.public_id
         acks_before = counter(paging_metrics.acks, "iv-phosphate", "link")
         result = acknowledge(
             app.engine,
@@ -174,9 +176,9 @@ async def test_replay_routes_escalates_acks_and_stops(
         await deliver(app)
 
         team = escalated.team
-        escalation_nid = notification_id(escalated.dedup_key, "escalation", 1)
+        escalation_nid = notification_id(escalated.public_id, "escalation", 1)
         assert submitted_to(gw, escalation_nid, f"{team}-2")
-        ack_nid = notification_id(acked.dedup_key, "acknowledged", acked.notification_seq + 1)
+        ack_nid = notification_id(acked.public_id, "acknowledged", acked.notification_seq + 1)
         assert submitted_to(gw, ack_nid, f"{acked.team}-1")  # the acknowledged notice
 
         # 5. Re-running (or a restart: fresh paging config) repeats no step.

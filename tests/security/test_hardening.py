@@ -24,16 +24,17 @@ from service.runtime.settings import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = b"k" * 32
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-TTL = timedelta(hours=72)
+TTL = timedelta(hours=12)
+PUBLIC_ID = "Qk3v1o9Zb8tW2rXyJ5mN0a"
 
 
-def token(alert_id: int = 7, key: str = "dk-7", now: datetime = NOW, secret: bytes = SECRET) -> str:
-    return make_ack_token(secret, alert_id, key, now, TTL)
+def token(public_id: str = PUBLIC_ID, now: datetime = NOW, secret: bytes = SECRET) -> str:
+    return make_ack_token(secret, public_id, now, TTL)
 
 
-def refused(tok: str, now: datetime = NOW, alert_id: int | None = None) -> str:
+def refused(tok: str, now: datetime = NOW, public_id: str | None = None) -> str:
     with pytest.raises(InvalidAckToken) as raised:
-        verify_ack_token(SECRET, tok, now, alert_id=alert_id)
+        verify_ack_token(SECRET, tok, now, public_id=public_id)
     return raised.value.reason
 
 
@@ -41,8 +42,8 @@ def refused(tok: str, now: datetime = NOW, alert_id: int | None = None) -> str:
 
 
 def test_valid_token_is_accepted() -> None:
-    claim = verify_ack_token(SECRET, token(), NOW + timedelta(hours=1), alert_id=7)
-    assert (claim.alert_id, claim.dedup_key) == (7, "dk-7")
+    claim = verify_ack_token(SECRET, token(), NOW + timedelta(hours=1), public_id=PUBLIC_ID)
+    assert claim.public_id == PUBLIC_ID
 
 
 def test_token_signed_with_another_secret_is_forged() -> None:
@@ -63,22 +64,22 @@ def test_garbage_tokens_are_refused(tok: str) -> None:
 
 
 def test_expired_token_is_refused() -> None:
-    # Issued 73 hours ago with a 72-hour lifetime.
-    assert refused(token(now=NOW - timedelta(hours=73))) == "expired"
+    # Issued 13 hours ago with a 12-hour lifetime.
+    assert refused(token(now=NOW - timedelta(hours=13))) == "expired"
     # Exactly at expiry is already too late.
     assert refused(token(now=NOW - TTL)) == "expired"
 
 
 def test_token_replayed_for_another_alert_is_refused() -> None:
-    assert refused(token(alert_id=7), alert_id=8) == "other-alert"
+    assert refused(token(), public_id="another-alert-id-000000") == "other-alert"
 
 
 def test_token_carries_no_patient_data() -> None:
-    body = token(key="a" * 40).split(".")[0]
+    body = token().split(".")[0]
     claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    # Only the alert id, its key and the times: nothing about the patient.
-    assert claims.keys() == {"alert", "key", "exp", "iat"}
-    assert claims["alert"] == 7 and claims["key"] == "a" * 40
+    # Only the alert's random public id and the times: no dedup key, no row id, no patient.
+    assert claims.keys() == {"pid", "exp", "iat"}
+    assert claims["pid"] == PUBLIC_ID
 
 
 # -- Kafka TLS and SASL, database TLS ------------------------------------------------------

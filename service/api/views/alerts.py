@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 def alert_doc(ctx: ApiContext, row: Alert, patient_ref: int | None) -> dict[str, Any]:
     return {
         "id": row.id,
+        # The key pages and webhooks carry (X-LabSentinel-Alert-Id, the JSON dedup_key).
+        "public_id": row.public_id,
         "dedup_key": row.dedup_key,
         "rule": row.rule,
         "status": row.status,

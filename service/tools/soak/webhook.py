@@ -36,7 +36,7 @@ class FlakyWebhook:
         self.stall_s = stall_s
         self.requests = 0
         self.failed = Counter[str]()
-        self.accepted: list[tuple[str, str]] = []  # (idempotency key, dedup key)
+        self.accepted: list[tuple[str, str]] = []  # (idempotency key, alert key)
         self._lock = threading.Lock()
         hook = self
 
@@ -63,7 +63,7 @@ class FlakyWebhook:
                     hook.accepted.append(
                         (
                             self.headers.get("Idempotency-Key", ""),
-                            self.headers.get("X-LabSentinel-Dedup-Key", ""),
+                            self.headers.get("X-LabSentinel-Alert-Id", ""),
                         )
                     )
                 self._reply(200)

@@ -41,7 +41,7 @@ async def test_delivers_one_message(smtp_server: SmtpServer) -> None:
     assert msg["From"] == "labsentinel@hospital.example"
     assert msg["Subject"] == "[LabSentinel] ALERT CRITICAL: phosphate <0.9 mg/dL"
     assert MRN not in msg["Subject"] and LOCATION not in msg["Subject"]
-    assert msg["X-LabSentinel-Dedup-Key"] == n.dedup_key
+    assert msg["X-LabSentinel-Alert-Id"] == n.dedup_key
     assert msg["X-LabSentinel-Notification-Id"] == n.notification_id
     assert msg["Message-ID"].startswith(f"<{n.notification_id}.")
     assert msg["Message-ID"].endswith("@hospital.example>")

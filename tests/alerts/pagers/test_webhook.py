@@ -34,7 +34,7 @@ async def test_delivers_signed_json(http_server: HttpServer) -> None:
     assert request.method == "POST" and request.path == "/hook?token=abc"
     assert request.headers["content-type"].startswith("application/json")
     assert request.headers["authorization"] == "Bearer t"
-    assert request.headers["x-labsentinel-dedup-key"] == n.dedup_key
+    assert request.headers["x-labsentinel-alert-id"] == n.dedup_key
     assert request.headers["x-labsentinel-notification-id"] == n.notification_id
     body = json.loads(request.body)
     assert body == {"notification": n.to_json(), "recipient": "oncall-endo", "text": render_text(n)}
