@@ -1,4 +1,11 @@
-"""The JSON API under /api/v1; every route depends on ``require_token`` (bearer auth).
+"""The JSON API under /api/v1; every route declares the least role it needs.
+
+``require_role`` (``service.api.principal``): ``viewer`` reads alerts, history, timelines and
+the worklist; ``clinician`` acknowledges and resolves; ``pharmacist`` adds and ends silences;
+``admin`` reads and reprocesses dead letters (raw HL7) and the OpenAPI document is for every
+signed-in caller. The actor recorded for an action is the caller's identity (``token:<name>``
+for a bearer token, the user for the trusted proxy); a ``who`` or ``author`` field in a body
+is ignored.
 
 Patients are addressed by ``ref`` (an opaque row id); the MRN goes in a request body
 (``POST /patients/lookup``), never in a path or query string, so it stays out of proxy and
@@ -8,6 +15,7 @@ access logs.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, Literal
@@ -16,13 +24,21 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from service.api.auth import require_token
+from service.api.acting import ack_as, alert_analyte, resolve_as
 from service.api.context import context_of
+from service.api.dead_letter_query import (
+    BulkReprocess,
+    DeadLetterPage,
+    FilterBody,
+    dead_letter_query,
+)
+from service.api.principal import Principal, require_role
 from service.api.views.alerts import alert_detail
 from service.api.views.alerts import list_alerts as alert_list
-from service.api.views.alerts import resolve_alert as resolve_by_hand
+from service.api.views.dead_letter_bulk import reprocess_many
+from service.api.views.dead_letter_search import reason_counts
+from service.api.views.dead_letter_search import search as dead_letter_search
 from service.api.views.dead_letters import dead_letter_detail
-from service.api.views.dead_letters import list_dead_letters as dead_letter_list
 from service.api.views.dead_letters import reprocess_dead_letter as reprocess
 from service.api.views.patients import patient_ref_for
 from service.api.views.timeline import patient_timeline as timeline_of
@@ -30,28 +46,31 @@ from service.api.views.timeline import timeline_doc
 from service.api.views.worklist import worklist_doc
 from service.ingest.pipeline import DatabaseUnavailable
 from service.notify.ack_tokens import ACK_ACTIONS
-from service.notify.acknowledge import UnknownAction, acknowledge
+from service.notify.acknowledge import UnknownAction
 from service.notify.history import alert_history as history_of
 from service.notify.lifecycle import AlertNotFound
+from service.notify.reasons import actions_for
 from service.notify.silences import SilenceError, SilenceView
 from service.notify.silences import add_silence as add
 from service.notify.silences import expire_silence as expire
 from service.notify.silences import list_silences as active_silences
 
-router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)])
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_role("viewer"))])
+CLINICIAN = Depends(require_role("clinician"))
+PHARMACIST = Depends(require_role("pharmacist"))
+ADMIN = Depends(require_role("admin"))
 
 Status = Literal["open", "worklist", "resolved"]
 SeverityName = Literal["info", "warning", "high", "critical"]
 
 
 class AckRequest(BaseModel):
-    action: str = Field(description="one of " + ", ".join(ACK_ACTIONS))
-    who: str = Field(min_length=1, max_length=128, description="who acknowledges")
+    action: str = Field(
+        description="one of GET /api/v1/ack-actions?analyte=<the alert's analyte>: "
+        + ", ".join(ACK_ACTIONS)
+    )
     note: str = Field(default="", max_length=2000)
-
-
-class ResolveRequest(BaseModel):
-    who: str = Field(min_length=1, max_length=128)
 
 
 class PatientLookup(BaseModel):
@@ -105,62 +124,93 @@ def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
 
 
 @router.post("/alerts/{alert_id}/ack", tags=["alerts"])
-def ack_alert(request: Request, alert_id: int, body: AckRequest) -> dict[str, Any]:
-    """Acknowledge: who, what was done (an ACK_ACTIONS key) and a note."""
+def ack_alert(
+    request: Request, alert_id: int, body: AckRequest, who: Principal = CLINICIAN
+) -> dict[str, Any]:
+    """Acknowledge as the caller: what was done (a reason fit for the alert) and a note."""
     ctx = context_of(request)
     try:
-        result = acknowledge(
-            ctx.engine,
-            alert_id,
-            who=body.who,
-            action=body.action,
-            note=body.note,
-            now=ctx.clock.now(),
-            source="api",
-        )
+        result = ack_as(ctx, who, alert_id, body.action, body.note, source="api")
     except AlertNotFound:
         raise HTTPException(404, "no such alert") from None
     except UnknownAction:
+        fitting = actions_for(alert_analyte_or_none(request, alert_id))
         raise HTTPException(
-            422, f"unknown action; expected one of {', '.join(ACK_ACTIONS)}"
+            422, f"unknown action for this alert; expected one of {', '.join(fitting)}"
         ) from None
     doc = asdict(result)
     doc["acked_at"] = result.acked_at.isoformat() if result.acked_at else None
     return doc
 
 
-@router.post("/alerts/{alert_id}/resolve", tags=["alerts"])
-def resolve_alert(request: Request, alert_id: int, body: ResolveRequest) -> dict[str, Any]:
-    """Close an alert by hand. No page goes out."""
-    ctx = context_of(request)
+def alert_analyte_or_none(request: Request, alert_id: int) -> str | None:
     try:
-        return resolve_by_hand(ctx, alert_id, who=body.who, now=ctx.clock.now())
+        return alert_analyte(context_of(request), alert_id)
+    except AlertNotFound:
+        return None
+
+
+@router.post("/alerts/{alert_id}/resolve", tags=["alerts"])
+def resolve_alert(request: Request, alert_id: int, who: Principal = CLINICIAN) -> dict[str, Any]:
+    """Close an alert by hand, as the caller. No page goes out."""
+    try:
+        return resolve_as(context_of(request), who, alert_id)
     except AlertNotFound:
         raise HTTPException(404, "no such alert") from None
 
 
 @router.get("/ack-actions", tags=["alerts"])
-def ack_actions() -> dict[str, str]:
-    """What a clinician can say was done, key → label."""
-    return dict(ACK_ACTIONS)
+def ack_actions(
+    analyte: str | None = Query(default=None, max_length=32, description="the alert's analyte"),
+) -> dict[str, str]:
+    """What a clinician can say was done, key → label; only the fitting ones for ``analyte``."""
+    return dict(ACK_ACTIONS) if analyte is None else actions_for(analyte)
 
 
-@router.get("/dead-letters", response_model=Page, tags=["dead letters"])
+@router.get(
+    "/dead-letters", response_model=DeadLetterPage, tags=["dead letters"], dependencies=[ADMIN]
+)
 def list_dead_letters(
     request: Request,
-    status: Literal["new", "reprocessed", "dead"] | None = None,
-    error_class: Literal["parse", "unit", "processing"] | None = None,
+    search: FilterBody = Depends(dead_letter_query),  # noqa: B008
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0),
-) -> Page:
-    """Dead letters, newest first, without the message text."""
-    items, total = dead_letter_list(
-        context_of(request), status=status, error_class=error_class, limit=limit, offset=offset
+) -> DeadLetterPage:
+    """Dead letters, newest first, without the message text, with counts by reason class,
+    status and commonest reason under the same filter."""
+    ctx = context_of(request)
+    where = search.to_filter(ctx.settings.hospital.zone)
+    items, total = dead_letter_search(ctx.engine, where, limit=limit, offset=offset)
+    return DeadLetterPage(total=total, items=items, counts=reason_counts(ctx.engine, where))
+
+
+@router.post("/dead-letters/reprocess", tags=["dead letters"])
+async def reprocess_dead_letters(
+    request: Request, body: BulkReprocess, who: Principal = ADMIN
+) -> dict[str, Any]:
+    """Reprocess many after a fix: by ``ids`` or by ``filter`` (the list's query keys), at most
+    MAX_PER_CALL rows a call (``remaining`` says how many more match). Rows no longer ``new``
+    are skipped and reported; ``dry_run`` selects and counts without running anything."""
+    ctx = context_of(request)
+    where = body.filter.to_filter(ctx.settings.hospital.zone) if body.filter else None
+    try:
+        result = await asyncio.to_thread(
+            reprocess_many, ctx, ctx.clock.now(), ids=body.ids, where=where, dry_run=body.dry_run
+        )
+    except ValueError as exc:  # TooMany, an empty filter
+        raise HTTPException(422, str(exc)) from None
+    except RuntimeError:
+        raise HTTPException(503, "this process has no pipeline") from None
+    except DatabaseUnavailable:
+        raise HTTPException(503, "database unavailable") from None
+    log.info(
+        "dead letters reprocessed",
+        extra={"by": who.name, "dry_run": body.dry_run, "selected": result.selected},
     )
-    return Page(total=total, items=items)
+    return result.doc()
 
 
-@router.get("/dead-letters/{dl_id}", tags=["dead letters"])
+@router.get("/dead-letters/{dl_id}", tags=["dead letters"], dependencies=[ADMIN])
 def get_dead_letter(request: Request, dl_id: int) -> dict[str, Any]:
     """Reason, source topic/partition/offset and the raw HL7 (it may hold PHI)."""
     doc = dead_letter_detail(context_of(request), dl_id, include_raw=True)
@@ -170,7 +220,9 @@ def get_dead_letter(request: Request, dl_id: int) -> dict[str, Any]:
 
 
 @router.post("/dead-letters/{dl_id}/reprocess", tags=["dead letters"])
-async def reprocess_dead_letter(request: Request, dl_id: int) -> dict[str, Any]:
+async def reprocess_dead_letter(
+    request: Request, dl_id: int, who: Principal = ADMIN
+) -> dict[str, Any]:
     """Run the message through the pipeline again (after fixing configuration or code)."""
     ctx = context_of(request)
     try:
@@ -181,6 +233,8 @@ async def reprocess_dead_letter(request: Request, dl_id: int) -> dict[str, Any]:
         raise HTTPException(503, "this process has no pipeline") from None
     except DatabaseUnavailable:
         raise HTTPException(503, "database unavailable") from None
+    # The dead-letter row has no actor column: the audit line names who reprocessed it.
+    log.info("dead letter reprocessed", extra={"dead_letter_id": dl_id, "by": who.name})
     return asdict(result)
 
 
@@ -219,7 +273,6 @@ class SilenceRequest(BaseModel):
     )
     unit: str = Field(default="", max_length=64, description="point of care, e.g. 4W")
     rule: str = Field(default="", max_length=64)
-    author: str = Field(min_length=1, max_length=128)
     reason: str = Field(min_length=1, max_length=2000)
     hours: float = Field(gt=0, le=24 * 30, description="how long the silence lasts")
 
@@ -240,7 +293,9 @@ def list_silences(request: Request, include_expired: bool = False) -> list[dict[
 
 
 @router.post("/silences", status_code=201, tags=["silences"])
-def add_silence(request: Request, body: SilenceRequest) -> dict[str, Any]:
+def add_silence(
+    request: Request, body: SilenceRequest, who: Principal = PHARMACIST
+) -> dict[str, Any]:
     """Mute pages for a patient, a unit or a rule, with an author, a reason and an expiry.
 
     Silenced notifications are still recorded (and a silenced alert's resolution too).
@@ -250,7 +305,7 @@ def add_silence(request: Request, body: SilenceRequest) -> dict[str, Any]:
     try:
         view = add(
             ctx.engine,
-            author=body.author,
+            author=who.name,
             reason=body.reason,
             now=now,
             expires_at=now + timedelta(hours=body.hours),
@@ -264,13 +319,18 @@ def add_silence(request: Request, body: SilenceRequest) -> dict[str, Any]:
 
 
 @router.post("/silences/{silence_id}/expire", tags=["silences"])
-def expire_silence(request: Request, silence_id: int) -> dict[str, Any]:
+def expire_silence(
+    request: Request, silence_id: int, who: Principal = PHARMACIST
+) -> dict[str, Any]:
     """End a silence now."""
     ctx = context_of(request)
     try:
-        return _silence_json(expire(ctx.engine, silence_id, ctx.clock.now()))
+        view = expire(ctx.engine, silence_id, ctx.clock.now())
     except SilenceError:
         raise HTTPException(404, "no such silence") from None
+    # The silence row has no column for who ended it: the audit line names them.
+    log.info("silence ended", extra={"silence_id": silence_id, "by": who.name})
+    return _silence_json(view)
 
 
 @router.get("/alerts/{alert_id}/history", tags=["alerts"])

@@ -16,7 +16,7 @@ from service.notify.ack_tokens import ACK_ACTIONS
 from service.runtime.metrics import REGISTRY, SEVERITIES
 
 ESCALATION_KINDS = ("escalate", "repeat", "ack-timeout", "exhausted")
-ACK_SOURCES = ("link", "api", "cli")
+ACK_SOURCES = ("link", "api", "web", "cli")
 STOP_REASONS = ("corrective", "resolved", "silenced")
 
 escalations = Counter(

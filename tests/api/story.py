@@ -28,6 +28,9 @@ from service.runtime.settings import Settings, default_config_path, load_setting
 from tests.messages import DENOSUMAB, oru, rde
 
 TOKEN = "test-token-0123456789"
+# The story's token is an admin token named "story" (api.tokens entry "story:admin:<secret>"):
+# the API and page tests use every right; what each role may do is tests/security/test_roles.py.
+ACTOR = "token:story"
 OTHER_TOKEN = "second-token-abcdefghij"
 ACK_SECRET = "test-ack-secret"
 MRN = "MRNSTORY01"
@@ -39,7 +42,7 @@ def story_settings(database_url: str, tmp_path: Path, *, fixed_catalog: bool = F
     overrides: dict[str, dict[str, Any]] = {
         "database": {"url": database_url},
         "api": {
-            "tokens": [TOKEN, OTHER_TOKEN],
+            "tokens": [f"story:admin:{TOKEN}", OTHER_TOKEN],
             "ack_secret": ACK_SECRET,
             "base_url": "http://127.0.0.1:8080",
             "port": 0,

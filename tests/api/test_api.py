@@ -13,7 +13,15 @@ from sqlmodel import Session, select
 from service.api import ApiContext, Readiness, api_routes, create_app
 from service.bootstrap import build_app
 from service.db.models import Alert, AlertEvent, DeadLetter
-from tests.api.story import MRN, QUIET_MRN, TOKEN, Story, build_story, story_settings
+from tests.api.story import (
+    ACTOR,
+    MRN,
+    QUIET_MRN,
+    TOKEN,
+    Story,
+    build_story,
+    story_settings,
+)
 
 
 def _api_routes() -> list[tuple[str, str]]:
@@ -127,6 +135,7 @@ async def test_alert_detail_has_notifications_and_delivery_attempts(
 
 async def test_ack_and_resolve(client: httpx.AsyncClient, auth, story: Story) -> None:
     alert = story.alert()
+    # "who" is ignored: the actor is the caller's identity.
     body = {"action": "repeat-labs", "who": "Dr Test", "note": "Phos and Ca tomorrow 6am"}
     first = await client.post(f"/api/v1/alerts/{alert.id}/ack", json=body, headers=auth)
     assert first.status_code == 200, first.text
@@ -142,7 +151,7 @@ async def test_ack_and_resolve(client: httpx.AsyncClient, auth, story: Story) ->
     with Session(story.app.engine) as session:
         stored = session.get(Alert, alert.id)
         assert stored is not None
-        assert (stored.acked_by, stored.ack_action) == ("Dr Test", "repeat-labs")
+        assert (stored.acked_by, stored.ack_action) == (ACTOR, "repeat-labs")
 
     resolved = await client.post(
         f"/api/v1/alerts/{alert.id}/resolve", json={"who": "Dr Test"}, headers=auth
@@ -170,12 +179,12 @@ async def test_history_shows_who_resolved_the_alert_by_hand(
     await client.post(f"/api/v1/alerts/{alert.id}/resolve", json=body, headers=auth)
     history = (await client.get(f"/api/v1/alerts/{alert.id}/history", headers=auth)).json()
     resolved = [entry for entry in history if entry["kind"] == "resolved"]
-    assert len(resolved) == 1 and "Dr Review" in resolved[0]["summary"]
+    assert len(resolved) == 1 and ACTOR in resolved[0]["summary"]
     with Session(story.app.engine) as session:
         events = session.exec(
             select(AlertEvent).where(AlertEvent.alert_id == alert.id, AlertEvent.kind == "resolved")
         ).all()
-    assert [event.actor for event in events] == ["Dr Review"]
+    assert [event.actor for event in events] == [ACTOR]
 
 
 async def test_dead_letters_list_show_and_reprocess_after_a_fix(
@@ -260,7 +269,7 @@ async def test_worklist_lists_patients_at_risk_with_due_labs(
 
 async def test_readyz_names_what_is_not_ready(story: Story) -> None:
     class State:
-        connected, assigned = True, 3
+        connected, joined, assigned = True, True, 0  # a standby: no partition, ready
 
     class Dispatcher:
         running = True
@@ -279,7 +288,7 @@ async def test_readyz_names_what_is_not_ready(story: Story) -> None:
     )
     for context, status, failing in (
         (ready, 200, []),
-        (unready, 503, ["database", "broker", "partitions", "dispatcher"]),
+        (unready, 503, ["database", "broker", "group", "dispatcher"]),
     ):
         transport = httpx.ASGITransport(app=create_app(context))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -304,7 +313,7 @@ async def test_main_flows_on_postgresql(pg_url: str, tmp_path: Path) -> None:
             assert detail["notifications"][0]["deliveries"]
             ack = await client.post(
                 f"/api/v1/alerts/{alert_id}/ack",
-                json={"action": "iv-phosphate", "who": "Dr PG"},
+                json={"action": "repeat-labs", "who": "Dr PG"},
                 headers=auth,
             )
             assert ack.json()["already_acknowledged"] is False
@@ -330,7 +339,7 @@ async def test_silences_add_list_expire(client: httpx.AsyncClient, auth) -> None
     assert added.status_code == 201, added.text
     silence = added.json()
     assert silence["unit"] == "4W"
-    assert silence["author"] == "Charge nurse"
+    assert silence["author"] == ACTOR, "the caller's identity, not the typed author"
     assert silence["expired_at"] is None
     listed = (await client.get("/api/v1/silences", headers=auth)).json()
     assert [s["id"] for s in listed] == [silence["id"]]
