@@ -51,6 +51,7 @@ from sqlalchemy.engine import Engine
 from service.db.engine import database_reachable
 from service.ingest.dead_letter_topic import DeadLetterTopic, UnrecordedMessageError
 from service.ingest.fallback import UNRECORDED, process_each
+from service.ingest.membership import GroupMembership
 from service.ingest.messages import DatabaseUnavailable, Incoming, Outcome, Processed
 from service.ingest.offsets import Offsets
 from service.ingest.pipeline import Pipeline
@@ -94,6 +95,7 @@ class ConsumerState:
     """What /readyz and the demo need to know."""
 
     connected: bool = False
+    joined: bool = False  # a member of the consumer group (``membership``)
     assigned: int = 0
     database_ok: bool = True
     records: int = 0
@@ -146,7 +148,6 @@ class Consumer:
     async def run(self, stop: asyncio.Event) -> None:
         options = kafka_options(self.settings)
         consumer = AIOKafkaConsumer(
-            *self.settings.topics,
             group_id=self.settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset=self.settings.auto_offset_reset,
@@ -156,6 +157,8 @@ class Consumer:
             max_partition_fetch_bytes=self.settings.max_partition_fetch_bytes,
             **options,
         )
+        # The listener marks the group joined even with no partition (a standby is ready).
+        consumer.subscribe(list(self.settings.topics), listener=GroupMembership(self.state))
         producer = AIOKafkaProducer(acks="all", **options)
         self._dead_letters = DeadLetterTopic(producer, self.settings.dead_letter_topic)
         await consumer.start()
@@ -170,7 +173,7 @@ class Consumer:
             if in_flight is not None:  # stopping: store and commit the batch in flight
                 await self._settle(consumer, in_flight, stop)
         finally:
-            self.state.connected = False
+            self.state.connected = self.state.joined = False
             await consumer.stop()
             await producer.stop()
             log.info("consumer stopped")

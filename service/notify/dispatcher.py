@@ -117,17 +117,22 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver due rows until ``stop`` is set; finishes the round in flight first."""
         self.running = True
+        # A round delivers what is due, retries included: the "outbox_retry" task's metrics.
+        metrics.job_scheduled("outbox_retry", self.settings.poll_interval_s)
         try:
             while not stop.is_set():
                 try:
                     handled = await self.dispatch_due()
+                    metrics.job_run("outbox_retry", ok=True)
                 except Exception as exc:  # outage or bug: keep the loop alive, say so
                     log.warning("dispatch round failed", extra={"error": type(exc).__name__})
+                    metrics.job_run("outbox_retry", ok=False)
                     handled = 0
                 if handled == 0:
                     await self._idle(stop)
         finally:
             self.running = False
+            metrics.job_scheduled("outbox_retry", 0)
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Wait for the poll interval, a wake-up or stop, whichever comes first."""

@@ -10,7 +10,6 @@ is flat and nothing escalates.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -74,18 +73,16 @@ class EscalationComponent:
             # as in ``replay``.
             await stop.wait()
             return
-        await run_every(stop, self._tick, seconds=self.interval, job_id="escalations")
+        await run_every(stop, self._tick, seconds=self.interval, task="escalation")
 
     async def _tick(self) -> None:
-        try:
-            await asyncio.to_thread(
-                run_escalations,
-                self.app.engine,
-                self.app.settings,
-                datetime.now(UTC),
-                paging=self.paging,
-            )
-            self.runs += 1
-        except Exception as exc:  # an outage: log and try again at the next run
-            with contextlib.suppress(Exception):
-                log.warning("escalation round failed", extra={"error": type(exc).__name__})
+        """One round. Raises on an outage: ``run_every`` logs and counts it, and the next
+        run tries again."""
+        await asyncio.to_thread(
+            run_escalations,
+            self.app.engine,
+            self.app.settings,
+            datetime.now(UTC),
+            paging=self.paging,
+        )
+        self.runs += 1

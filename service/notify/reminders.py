@@ -11,7 +11,6 @@ nor repeats one (its id is there), and no APScheduler job store is needed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -42,22 +41,19 @@ class ReminderComponent:
             # then driven explicitly (``run_reminders(..., now)``), as ``replay`` does.
             await stop.wait()
             return
-        await run_every(stop, self.tick, seconds=self.interval, job_id="monitoring-reminders")
+        await run_every(stop, self.tick, seconds=self.interval, task="reminders")
 
     async def tick(self) -> None:
-        """One sweep; never raises (an outage is logged and retried at the next run)."""
+        """One sweep. Raises on an outage: ``run_every`` logs and counts it, and the next run
+        tries again."""
         app = self.app
-        try:
-            self.last = await asyncio.to_thread(
-                run_reminders,
-                app.engine,
-                app.clinical,
-                datetime.now(UTC),
-                delivery=app.pipeline.delivery,
-            )
-            self.runs += 1
-            if self.last.sent:
-                app.dispatcher.wake()
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                log.warning("reminder sweep failed", extra={"error": type(exc).__name__})
+        self.last = await asyncio.to_thread(
+            run_reminders,
+            app.engine,
+            app.clinical,
+            datetime.now(UTC),
+            delivery=app.pipeline.delivery,
+        )
+        self.runs += 1
+        if self.last.sent:
+            app.dispatcher.wake()

@@ -7,15 +7,30 @@ rules see every series before the first event, as Alertmanager does.
 
 from __future__ import annotations
 
+import platform
+import time
 from collections.abc import Iterable
 from datetime import datetime
+from importlib import metadata
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from service.runtime.clinical import ANTIRESORPTIVE, IV_IRON
 
+# The project's own registry (tests build several apps in one process without duplicates).
+# prometheus_client attaches its process and platform collectors only to its global default
+# registry, so they are registered here explicitly: without them no ``process_*`` series.
 REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
 
 MESSAGE_TYPES = ("ORU^R01", "RDE^O11", "RAS^O17", "other", "unparsed")
 OUTCOMES = ("stored", "ignored", "duplicate", "dead_letter")
@@ -24,9 +39,11 @@ EVENTS = ("alert", "update", "escalation", "resolved", "reminder", "advisory")
 SEVERITIES = ("info", "warning", "high", "critical")
 DELIVERY_OUTCOMES = ("delivered", "retryable", "final", "failed")
 EXPOSURE_CLASSES = (IV_IRON, ANTIRESORPTIVE)
-# Jobs of the daemon's scheduler and the API's own refresh: a fixed label set, so every series
-# exists at zero; unknown names count as "other".
-SCHEDULER_JOBS = ("escalation", "outbox_retry", "reminders", "retention", "exposure_refresh")
+# Periodic tasks, a fixed label set so every series exists at zero (unknown names count as
+# "other"): the escalation and monitoring-reminder APScheduler jobs, the dispatcher's outbox
+# rounds (delivery and retry) and the database reads behind the /metrics gauges. The label
+# is ``task``, not ``job``: Prometheus' target label ``job`` would rename it ``exported_job``.
+SCHEDULER_TASKS = ("escalation", "outbox_retry", "reminders", "exposure_refresh", "alert_gauges")
 JOB_OUTCOMES = ("ok", "error")
 
 messages_consumed = Counter(
@@ -132,14 +149,71 @@ patients_at_risk = Gauge(
 )
 scheduler_job_runs = Counter(
     "labsentinel_scheduler_job_runs_total",
-    "Runs of scheduled jobs, by job and outcome.",
-    ["job", "outcome"],
+    "Runs of periodic tasks, by task and outcome.",
+    ["task", "outcome"],
+    registry=REGISTRY,
+)
+scheduler_last_success = Gauge(
+    "labsentinel_scheduler_job_last_success_timestamp_seconds",
+    "Unix time of the task's latest successful run; 0 until it first succeeds.",
+    ["task"],
+    registry=REGISTRY,
+)
+scheduler_interval = Gauge(
+    "labsentinel_scheduler_job_interval_seconds",
+    "How often the task is meant to run in this process; 0 when it does not run here (API "
+    "disabled, or escalation and reminders driven by a message clock).",
+    ["task"],
+    registry=REGISTRY,
+)
+# Read from the database at scrape time (service.api.views.alert_gauges): what any process,
+# the CLI and other replicas included, did to alerts.
+alert_actions = Counter(
+    "labsentinel_alert_actions_total",
+    "Alert history events written to the database by any process (daemon, CLI, API, other "
+    "replicas) since this process first read them, by action and source.",
+    ["action", "source"],
+    registry=REGISTRY,
+)
+open_alerts = Gauge(
+    "labsentinel_open_alerts",
+    "Open alerts in the database, by severity and whether someone acknowledged them.",
+    ["severity", "acknowledged"],
+    registry=REGISTRY,
+)
+active_silences = Gauge(
+    "labsentinel_active_silences",
+    "Silences in force (not expired) in the database.",
+    registry=REGISTRY,
+)
+build_info = Gauge(
+    "labsentinel_build_info",
+    "Always 1; the labels name the running version of LabSentinel and of Python.",
+    ["version", "python"],
     registry=REGISTRY,
 )
 http_requests = Counter(
     "labsentinel_http_requests_total",
     "HTTP requests served, by route template, method and status class.",
     ["route", "method", "status_class"],
+    registry=REGISTRY,
+)
+# Routing and roster reloads (SIGHUP, service.notify.reload): a failed one keeps the old.
+config_reloads = Counter(
+    "labsentinel_config_reload_total",
+    "Reloads of the routing file and roster changes, by result (ok, error).",
+    ["result"],
+    registry=REGISTRY,
+)
+config_loaded_at = Gauge(
+    "labsentinel_config_loaded_timestamp_seconds",
+    "When the routing and rosters in use were loaded (Unix time).",
+    registry=REGISTRY,
+)
+config_info = Gauge(
+    "labsentinel_config_info",
+    "Always 1; the label is the hash of the routing file and roster changes in use (one series).",
+    ["version"],
     registry=REGISTRY,
 )
 
@@ -165,10 +239,30 @@ def observe_handed_to_transport(notification: Any, handed_at: datetime) -> None:
         histogram.labels(event).observe(max((handed_at - moment).total_seconds(), 0.0))
 
 
-def job_run(job: str, ok: bool) -> None:
-    """Count one scheduler job run (bounded label: unknown job names become "other")."""
-    name = job if job in SCHEDULER_JOBS else "other"
+def job_run(task: str, ok: bool) -> None:
+    """Count one run of a periodic task and, when ``ok``, its success time (bounded label:
+    unknown task names become "other")."""
+    name = task if task in SCHEDULER_TASKS else "other"
     scheduler_job_runs.labels(name, "ok" if ok else "error").inc()
+    if ok:
+        scheduler_last_success.labels(name).set(time.time())
+
+
+def job_scheduled(task: str, interval_s: float) -> None:
+    """Say that ``task`` runs in this process every ``interval_s`` seconds (what the
+    staleness alert compares the last success with)."""
+    name = task if task in SCHEDULER_TASKS else "other"
+    scheduler_interval.labels(name).set(interval_s)
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("labsentinel")
+    except metadata.PackageNotFoundError:  # run from a source tree without installing
+        return "unknown"
+
+
+build_info.labels(package_version(), platform.python_version()).set(1)
 
 
 def status_class(status: int) -> str:
@@ -206,6 +300,8 @@ def prime_service() -> None:
         detection_from_observation.labels(event)
     for drug_class in EXPOSURE_CLASSES:
         active_exposures.labels(drug_class)
-    for job in SCHEDULER_JOBS:
+    for task in SCHEDULER_TASKS:
+        scheduler_last_success.labels(task)
+        scheduler_interval.labels(task)
         for outcome in JOB_OUTCOMES:
-            scheduler_job_runs.labels(job, outcome)
+            scheduler_job_runs.labels(task, outcome)

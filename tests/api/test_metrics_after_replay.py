@@ -87,7 +87,7 @@ async def test_metrics_after_a_feed_show_every_required_metric(
             assert ready.json()["checks"] == {
                 "database": True,
                 "broker": True,
-                "partitions": True,
+                "group": True,
                 "dispatcher": True,
             }
             scrape = await client.get("/metrics")
@@ -123,6 +123,6 @@ async def test_metrics_after_a_feed_show_every_required_metric(
     assert lag and all(s.value == 0 for s in lag), "every message consumed: no lag"
     assert value("labsentinel_active_exposure_windows", drug_class="iv_iron") >= 1
     assert value("labsentinel_active_exposure_windows", drug_class="antiresorptive") >= 1
-    assert value("labsentinel_scheduler_job_runs", job="exposure_refresh", outcome="ok") >= 1
+    assert value("labsentinel_scheduler_job_runs", task="exposure_refresh", outcome="ok") >= 1
     # Bounded labels: no patient identifier anywhere in the exposition.
     assert "MRN" not in scrape.text

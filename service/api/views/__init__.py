@@ -7,6 +7,7 @@
 - ``worklist``: patients at risk now and their monitoring checks.
 - ``timeline``: one patient's results, orders, exposures, alerts and episodes over time.
 - ``exposure_gauges``: the active-exposure and at-risk gauges refreshed on /metrics.
+- ``alert_gauges``: alert actions of any process, open alerts and silences, on /metrics.
 
 Synchronous SQLAlchemy: the routes run these in worker threads (each blocks on the database).
 Patients are addressed by ``ref``, the row id of the ``patients`` table, so no MRN ever appears

@@ -25,6 +25,7 @@ def refresh_exposure_gauges(ctx: ApiContext, *, max_age_s: float = 0.0) -> None:
     """Set the active-exposure and at-risk gauges from the database, at most every
     ``max_age_s`` seconds. Blocks on the database; never raises (a scrape must not fail
     because of this: a failure is logged and counted as a failed ``exposure_refresh`` run)."""
+    metrics.job_scheduled("exposure_refresh", max_age_s)
     with _gauge_lock:
         if time.monotonic() - _gauge_refreshed["at"] < max_age_s:
             return

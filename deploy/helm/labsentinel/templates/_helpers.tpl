@@ -59,6 +59,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   value: {{ .Values.service.port | quote }}
 - name: LABSENTINEL_API_BASE_URL
   value: {{ .Values.api.baseUrl | quote }}
+- name: LABSENTINEL_METRICS_HOST
+  value: "0.0.0.0"
+- name: LABSENTINEL_METRICS_PORT
+  value: {{ .Values.metrics.port | quote }}
 {{- with .Values.env }}
 {{ toYaml . }}
 {{- end }}
