@@ -71,7 +71,7 @@ def test_healthcheck_hits_healthz_with_python():
 
 def test_exposes_api_port_and_runs_the_daemon():
     runtime = instructions("runtime")
-    assert ("EXPOSE", "8080") in runtime
+    assert ("EXPOSE", "8080 9464") in runtime  # the API, and /metrics on its own port
     entrypoint = exec_form(next(a for w, a in runtime if w == "ENTRYPOINT"))
     cmd = exec_form(next(a for w, a in runtime if w == "CMD"))
     assert entrypoint == ["labsentinel"]
