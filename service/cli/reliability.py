@@ -2,6 +2,8 @@
 
 Runs against a private PostgreSQL cluster and a Tansu broker behind a TCP proxy, both started
 and removed by the command (service.tools.soak); the shared database server is never touched.
+The ``kafka-*`` scenarios start a three-node Apache Kafka cluster of their own
+(service.tools.kafka; java and mvn needed).
 Prints one JSON line per scenario and a Markdown table (README "Reliability"); exits 1 when a
 guarantee did not hold.
 """
@@ -21,7 +23,18 @@ from service.runtime.logs import describe_exception
 from service.runtime.settings import Settings
 
 COMMANDS: tuple[str, ...] = ("soak",)
-SCENARIOS = ("sigkill", "outage", "broker", "pager", "instances", "sigterm", "fuzz")
+# On a three-node Apache Kafka cluster (java and mvn needed; service.tools.kafka).
+KAFKA_SCENARIOS = ("kafka-leader-kill", "kafka-rolling", "kafka-rebalance")
+SCENARIOS = (
+    "sigkill",
+    "outage",
+    "broker",
+    "pager",
+    "instances",
+    "sigterm",
+    *KAFKA_SCENARIOS,
+    "fuzz",
+)
 
 
 def register(
@@ -39,9 +52,9 @@ def register(
         default=40,
         help="requests the webhook fails (every other one) before it recovers",
     )
-    soak.add_argument("--sigterms", type=int, default=5)
+    soak.add_argument("--sigterms", type=int, default=5, help="SIGTERM-and-restart rounds (5)")
     soak.add_argument("--fuzz", type=int, default=100_000, help="mutated messages")
-    soak.add_argument("--seed", type=int, default=1)
+    soak.add_argument("--seed", type=int, default=1, help="feed and fault seed (1)")
     soak.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these")
     soak.add_argument("--workdir", type=Path, help="keep logs and pages files here")
     soak.add_argument("--report", type=Path, help="also write the Markdown table here")
@@ -52,6 +65,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     from service.tools import soak
 
     logging.getLogger("service").setLevel(logging.ERROR)  # the fuzz run dead-letters a lot
+    # The harness's own Kafka clients meet the nodes it kills: expected, and not the verdict.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     wanted = set(args.only or SCENARIOS)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="labsentinel-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +162,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
                 row = {"fault": name, "ok": False, "error": describe_exception(exc)}
             rows.append(row)
             print(json.dumps(row), flush=True)
+        if wanted & set(KAFKA_SCENARIOS):
+            rows += _kafka_rows(wanted, db, workdir, messages=n, seed=args.seed)
     finally:
         broker.stop()
         pg.destroy()
@@ -178,6 +195,37 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(r.get("ok") for r in rows) else 1
 
 
+def _kafka_rows(
+    wanted: set[str], db: Callable[[str], str], workdir: Path, *, messages: int, seed: int
+) -> list[dict[str, Any]]:
+    """The Apache Kafka scenarios, on a three-node cluster started for them."""
+    from service.tools.kafka import ApacheKafka
+    from service.tools.soak.kafka_scenarios import kafka_runs
+
+    rows: list[dict[str, Any]] = []
+    cluster = ApacheKafka(brokers=3)
+    try:
+        cluster.start()
+    except (RuntimeError, OSError) as exc:
+        cluster.stop()
+        error = f"Apache Kafka did not start: {describe_exception(exc)}"
+        rows = [{"fault": name, "ok": False, "error": error} for name in KAFKA_SCENARIOS]
+        return [r for r in rows if r["fault"] in wanted]
+    try:
+        for name, scenario in kafka_runs(cluster, db, workdir, messages=messages, seed=seed):
+            if name not in wanted:
+                continue
+            try:
+                row = scenario().row()
+            except Exception as exc:  # report and go on: one broken scenario is a finding
+                row = {"fault": name, "ok": False, "error": describe_exception(exc)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    finally:
+        cluster.stop()
+    return rows
+
+
 def markdown_table(rows: list[dict[str, Any]], command: str) -> str:
     head = (
         "| fault | injected | messages processed | planted cases paged | lost | duplicated "
@@ -200,4 +248,5 @@ def _command(args: argparse.Namespace) -> str:
         f"--outage-s {args.outage_s:g} --broker-cut-s {args.broker_cut_s:g} "
         f"--pager-failures {args.pager_failures} --sigterms {args.sigterms} "
         f"--fuzz {args.fuzz} --seed {args.seed}"
+        + (f" --only {' '.join(args.only)}" if args.only else "")
     )

@@ -12,15 +12,32 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 
 async def ensure_topics(
-    options: dict[str, Any], topics: Iterable[str], partitions: int = 3
+    options: dict[str, Any],
+    topics: Iterable[str],
+    partitions: int = 3,
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int | None = None,
 ) -> None:
-    """Create the topics that do not exist yet (replication factor 1: embedded/dev brokers)."""
+    """Create the topics that do not exist yet.
+
+    Replication factor 1 by default (embedded and developer brokers); a replicated cluster
+    passes 3 and ``min_insync_replicas`` 2, so that an ``acks="all"`` write survives one
+    broker lost and is refused, not silently kept on one copy, when two are."""
+    configs = {}
+    if min_insync_replicas is not None:
+        configs["min.insync.replicas"] = str(min_insync_replicas)
     admin = AIOKafkaAdminClient(**options)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, num_partitions=partitions, replication_factor=1)
+            NewTopic(
+                name,
+                num_partitions=partitions,
+                replication_factor=replication_factor,
+                topic_configs=configs,
+            )
             for name in dict.fromkeys(topics)
             if name not in existing
         ]

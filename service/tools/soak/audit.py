@@ -16,7 +16,12 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from service.tools.feedgen import PlantedCase
+from service.bootstrap import build_clinical
+from service.ingest.messages import Incoming
+from service.ingest.staging import Stager
+from service.runtime.clock import MessageClock, WallClock
+from service.runtime.settings import load_settings
+from service.tools.feedgen import FeedRecord, PlantedCase
 
 
 @dataclass
@@ -34,6 +39,12 @@ class Audit:
     failed_deliveries: int
     dead_letters: int
     details: list[str] = field(default_factory=list)
+    # Messages of the feed (not garbage) whose sender + MSH-10 never reached processed_messages:
+    # skipped, whatever the committed offsets say.
+    skipped: int = 0
+    # Times the daemon under test was started again or found dead (scenarios that promise
+    # it stays up set this; the others restart it on purpose).
+    restarts: int = 0
 
     @property
     def ok(self) -> bool:
@@ -44,6 +55,8 @@ class Audit:
             and not self.unexpected
             and not self.inconsistent_keys
             and not self.failed_deliveries
+            and not self.skipped
+            and not self.restarts
         )
 
 
@@ -67,6 +80,8 @@ class ScenarioResult:
             "duplicated": a.duplicated,
             "doubled": a.doubled,
             "dead_letters": a.dead_letters,
+            "skipped": a.skipped,
+            "restarts": a.restarts,
             "seconds": round(self.seconds, 1),
             "ok": a.ok,
             "notes": self.notes,
@@ -96,8 +111,10 @@ def audit_run(
     planted_cases: Iterable[PlantedCase],
     published: int,
     channel: str = "pages-out",
+    records: Sequence[FeedRecord] = (),
 ) -> Audit:
-    """Audit the end state of one scenario (see the module docstring). Blocking."""
+    """Audit the end state of one scenario (see the module docstring); ``records`` (the feed
+    as published) are checked for a processed_messages row each. Blocking."""
     pages, torn = read_pages(pages_files)
     with engine.connect() as connection:
         notifications = connection.execute(
@@ -119,6 +136,11 @@ def audit_run(
             text("SELECT count(*) FROM outbox WHERE status = 'failed'")
         ).scalar_one()
         dead = connection.execute(text("SELECT count(*) FROM dead_letters")).scalar_one()
+        processed = set(
+            connection.execute(
+                text("SELECT sending_facility, control_id FROM processed_messages")
+            ).all()
+        )
     planted = {(c.patient_id, c.analyte) for c in planted_cases}
     alerts = [p for p in pages if p.get("event") == "alert"]
     by_case: dict[tuple[str, str], set[str]] = {}
@@ -141,6 +163,9 @@ def audit_run(
         details.append(f"notifications in the database but in no pages file: {len(undelivered)}")
     if unsent:
         details.append(f"outbox rows not sent: {[(r.id, r.status) for r in unsent][:10]}")
+    skipped = expected_messages(records) - {tuple(row) for row in processed}
+    if skipped:
+        details.append(f"feed messages never processed (skipped): {len(skipped)}")
     if torn:
         details.append(f"torn lines in pages files: {torn}")
     wrong_key = [
@@ -163,4 +188,24 @@ def audit_run(
         failed_deliveries=int(failed),
         dead_letters=int(dead),
         details=details,
+        skipped=len(skipped),
     )
+
+
+def expected_messages(records: Iterable[FeedRecord]) -> set[tuple[str, str]]:
+    """Sender (MSH-4.1) and MSH-10 of each record of the feed that must reach the database:
+    what processed_messages holds once everything was read, whatever the faults.
+
+    The oracle is the pipeline's own first step (``Stager``, pure: parse, catalogue, units)
+    with the shipped clinical configuration: a message it decides alone (ignored as
+    irrelevant, or a dead letter) leaves no processed_messages row, every other one claims
+    exactly one (a duplicate shares its original's). Blocking (reads the catalogues)."""
+    settings = load_settings(overrides={"routing": {"default_channels": []}})
+    stager = Stager(build_clinical(settings), MessageClock(), WallClock(), 2**31)
+    keys = set()
+    for record in records:
+        staged = stager.stage(Incoming(raw=record.value))
+        if staged.result is None and staged.parsed is not None:
+            header = staged.parsed.header
+            keys.add((header.sending_facility, header.control_id))
+    return keys

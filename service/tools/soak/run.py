@@ -22,11 +22,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from service.ingest.topics import ensure_topics, produce
+from service.runtime.secrets_policy import fresh_secrets_env
 from service.tools.feedgen import Feed, generate_feed
 from service.tools.soak.audit import Audit, audit_run
 from service.tools.soak.process import DaemonProcess
 
 SESSION_TIMEOUT_MS = 6000  # the smallest a Kafka broker accepts by default
+# The ack secret and log salt `run` requires: one set per soak, so restarted daemons agree.
+SOAK_SECRETS = fresh_secrets_env()
 
 
 class Run:
@@ -44,6 +47,7 @@ class Run:
         keyed: bool = True,
         garbage: int = 5,
         partitions: int = 3,
+        replication: int = 1,
     ) -> None:
         self.broker = broker
         self.database_url = database_url
@@ -54,6 +58,8 @@ class Run:
         self.dead_letter_topic = f"dlq-{self.unique}"
         self.group = f"soak-{self.unique}"
         self.partitions = partitions
+        # A replicated cluster: 3 copies, and acks=all writes need 2 of them in sync.
+        self.replication = replication
         start = (datetime.now(UTC) - timedelta(days=36)).replace(second=0, microsecond=0)
         self.feed: Feed = generate_feed(
             messages=messages,
@@ -94,6 +100,8 @@ class Run:
             "LABSENTINEL_ROUTING_CONFIG": "",
             "LABSENTINEL_DISPATCHER_POLL_INTERVAL_S": "0.1",
             "LABSENTINEL_LOGGING_FORMAT": "json",
+            # `run` refuses to start without them; one set for every daemon of the soak.
+            **SOAK_SECRETS,
         }
         env.update(extra)
         return env
@@ -116,7 +124,11 @@ class Run:
         async def go() -> int:
             if self.published == 0:
                 await ensure_topics(
-                    options, [*self.topics, self.dead_letter_topic], self.partitions
+                    options,
+                    [*self.topics, self.dead_letter_topic],
+                    self.partitions,
+                    replication_factor=self.replication,
+                    min_insync_replicas=min(2, self.replication) if self.replication > 1 else None,
                 )
             return await produce(options, ((r.topic, r.key, r.value) for r in records))
 
@@ -127,8 +139,14 @@ class Run:
 
     def committed(self) -> int | None:
         """Records committed by the group (sum over partitions); None if Kafka is unreachable."""
+        offsets = self.committed_offsets()
+        return None if offsets is None else sum(offsets.values())
 
-        async def go() -> int:
+    def committed_offsets(self) -> dict[TopicPartition, int] | None:
+        """The group's committed offset of each partition (0 where none); None if Kafka is
+        unreachable."""
+
+        async def go() -> dict[TopicPartition, int]:
             # A consumer that never subscribes does not join the group; it only reads the
             # group's committed offsets (Tansu does not answer the admin client's variant).
             consumer = AIOKafkaConsumer(
@@ -139,12 +157,12 @@ class Run:
             )
             await consumer.start()
             try:
-                total = 0
+                offsets = {}
                 for topic in self.topics:
                     for partition in range(self.partitions):
-                        offset = await consumer.committed(TopicPartition(topic, partition))
-                        total += max(offset or 0, 0)
-                return total
+                        tp = TopicPartition(topic, partition)
+                        offsets[tp] = max(await consumer.committed(tp) or 0, 0)
+                return offsets
             finally:
                 await consumer.stop()
 
@@ -209,6 +227,7 @@ class Run:
             planted_cases=self.feed.planted,
             published=self.published,
             channel=channel,
+            records=self.feed.records[: self.published],
         )
 
     def close(self) -> None:
