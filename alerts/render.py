@@ -2,7 +2,9 @@
 
 What a page says follows CLINICAL.md ("What a page should say"): severity, analyte, value with
 comparator and unit, reference range, time drawn; days since the IV iron and which iron; which
-antiresorptive and when; patient id and location; suggested actions; the acknowledgement link.
+antiresorptive and when ("given" only when an administration confirms the dose, otherwise
+"ordered for"); patient id and location; suggested actions ("Do:" on a page, "Suggestions:" on
+an advisory, whose options are the prescriber's to weigh); the acknowledgement link.
 
 Pagers are small and old ones are 7-bit, so every word this module adds is ASCII and control
 characters coming from the data are flattened to spaces (a CR/LF in a field must not forge an
@@ -24,6 +26,7 @@ from datetime import datetime, timedelta
 
 from alerts.identity import split_patient_key
 from alerts.notification import DrugRef, Notification
+from alerts.text_safety import strip_bidi
 
 # Suggested actions, CLINICAL.md "What a page should say" (after the Stokes et al. case series).
 ACTION_REPEAT_LABS = "Repeat phosphate, calcium, magnesium and PTH"
@@ -107,6 +110,9 @@ class _Parts:
     location: str
     actions: tuple[str, ...]
     ack: str  # never cut
+    # A page's actions are what the on-call clinician is asked to do; an advisory's are
+    # options for the prescriber to weigh, and must not read as orders.
+    actions_label: str = "Do: "
 
     @classmethod
     def of(cls, n: Notification) -> _Parts:
@@ -121,19 +127,18 @@ class _Parts:
             reference=reference,
             drawn=f"drawn {_when(n.observed_at)}" if n.observed_at else "",
             iron=_iron(n.iron),
-            iron_date=f"given {_day(n.iron.dose_at)}" if n.iron and n.iron.dose_at else "",
+            iron_date=_dose_date(n.iron, bool(n.extra.get("iron_given"))),
             antiresorptive=(
                 f"Antiresorptive: {_clean(n.antiresorptive.drug)}" if n.antiresorptive else ""
             ),
-            antiresorptive_date=(
-                f"given {_day(n.antiresorptive.dose_at)}"
-                if n.antiresorptive and n.antiresorptive.dose_at
-                else ""
+            antiresorptive_date=_dose_date(
+                n.antiresorptive, bool(n.extra.get("antiresorptive_given"))
             ),
             patient=_patient(n.patient_id),
             location=_clean(n.patient_location),
             actions=tuple(_clean(a) for a in actions if a.strip()),
             ack=f"Ack: {_clean(n.ack_url)}" if n.ack_url else "",
+            actions_label="Suggestions: " if n.event == "advisory" else "Do: ",
         )
 
     def body_lines(self) -> list[str]:
@@ -145,7 +150,7 @@ class _Parts:
                 _join(", ", self.reference, self.drawn),
                 _join(", ", self.iron, self.iron_date),
                 _join(", ", self.antiresorptive, self.antiresorptive_date),
-                ("Do: " + "; ".join(self.actions)) if self.actions else "",
+                (self.actions_label + "; ".join(self.actions)) if self.actions else "",
             )
             if line
         ]
@@ -207,6 +212,14 @@ def _iron(ref: DrugRef | None) -> str:
     return f"Day {ref.days_since} after IV iron: {_clean(ref.drug)}"
 
 
+def _dose_date(ref: DrugRef | None, given: bool) -> str:
+    """ "given 2024-04-28" only when an administration (RAS RXA) confirms the dose; an order
+    alone says when it was due: "ordered for 2024-04-28"."""
+    if ref is None or not ref.dose_at:
+        return ""
+    return f"{'given' if given else 'ordered for'} {_day(ref.dose_at)}"
+
+
 def _when(iso: str) -> str:
     """'2024-05-14 08:30' as the feed gave it (local wall time); 'UTC' appended for UTC so a
     converted time is never mistaken for local. Unparseable text is shown as it is."""
@@ -230,7 +243,8 @@ def _join(sep: str, *items: str) -> str:
 
 
 def _clean(text: str) -> str:
-    return _CONTROL.sub(" ", text).strip()
+    # Bidi overrides would let a field display as something else (alerts.text_safety).
+    return _CONTROL.sub(" ", strip_bidi(text)).strip()
 
 
 def _patient(key: str) -> str:

@@ -61,6 +61,7 @@ from alerts.notification import Notification
 from alerts.pagers.base import DeliveryResult, Outcome
 from alerts.pagers.http import HttpPoster, encoding_error
 from alerts.render import render_text
+from alerts.text_safety import xml_safe
 
 WCTP_VERSION = "wctp-dtd-v1r3"
 DOCTYPE = '<!DOCTYPE wctp-Operation SYSTEM "http://dtd.wctp.org/wctp-dtd-v1r3.dtd">'
@@ -99,8 +100,9 @@ def build_submit_request(
     text: str,
     submitted_at: datetime,
 ) -> bytes:
-    """The UTF-8 XML document of one enterprise SubmitRequest. Raises ValueError if a value
-    cannot be carried in XML (control characters other than tab and newline)."""
+    """The UTF-8 XML document of one enterprise SubmitRequest. Characters XML 1.0 forbids in
+    ``text`` become ``?``; raises ValueError if a configured value (sender, security code,
+    recipient) cannot be carried in XML."""
     op = ET.Element("wctp-Operation", wctpVersion=WCTP_VERSION)
     request = ET.SubElement(op, "wctp-SubmitRequest")
     stamp = submitted_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -121,10 +123,12 @@ def build_submit_request(
     )
     ET.SubElement(header, "wctp-Recipient", recipientID=recipient)
     payload = ET.SubElement(request, "wctp-Payload")
-    ET.SubElement(payload, "wctp-Alphanumeric").text = text
+    # The page text comes from the feed: a U+FFFE in a location must cost a "?", not make
+    # the document ill-formed (which the gateway would refuse on every retry).
+    ET.SubElement(payload, "wctp-Alphanumeric").text = text = xml_safe(text)
     for value in (sender_id, security_code or "", recipient, text):
-        if any(ord(c) < 0x20 and c not in "\t\n\r" for c in value):
-            raise ValueError("control character not allowed in XML")
+        if xml_safe(value) != value:
+            raise ValueError("character not allowed in XML")
     body = ET.tostring(op, encoding="unicode")
     return f'<?xml version="1.0" encoding="UTF-8"?>\n{DOCTYPE}\n{body}'.encode()
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 
 from service.api.app import create_app
 from service.api.context import ApiContext, Readiness
+from service.api.slow_clients import h11_with_header_deadline
 from service.ingest.pipeline import Pipeline
 from service.runtime.clinical import Clinical
 from service.runtime.settings import Settings
@@ -43,6 +44,7 @@ class ApiServer:
     def __init__(self, context: ApiContext, host: str, port: int) -> None:
         self.context = context
         self.app = create_app(context)
+        http = context.settings.http
         self.config = uvicorn.Config(
             self.app,
             host=host,
@@ -51,7 +53,17 @@ class ApiServer:
             access_log=False,  # access lines would carry ack tokens in their paths
             lifespan="off",
             server_header=False,
+            # request.client stays the TCP peer: auth.trusted_proxies is checked against it,
+            # and uvicorn would otherwise replace it with X-Forwarded-For from a local peer.
+            proxy_headers=False,
             timeout_graceful_shutdown=5,
+            # Bounds on what a client may hold (configs/labsentinel.toml [http]).
+            timeout_keep_alive=http.keep_alive_timeout_s,
+            # h11 (the protocol whose header size limit is the next line) with a deadline on
+            # the headers; bodies are bounded by service.api.limits.
+            http=h11_with_header_deadline(http.header_read_timeout_s),
+            h11_max_incomplete_event_size=http.max_header_bytes,
+            limit_concurrency=http.max_connections,
         )
         self.server = _EmbeddedServer(self.config)
         self.port: int | None = None

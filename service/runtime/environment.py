@@ -30,6 +30,8 @@ NOT_SETTINGS = frozenset(
         "LABSENTINEL_TEST_PG_URL",  # tests/conftest.py: the PostgreSQL the tests use
         "LABSENTINEL_REFERENCE_EXAMPLES",  # tests/alerts/reference: examples per run
         "LABSENTINEL_PG_BINDIR",  # `labsentinel soak`: where PostgreSQL's programs are
+        "LABSENTINEL_KAFKA_CACHE",  # scripts/kafka, tests: where Apache Kafka's jars are kept
+        "LABSENTINEL_TEST_BROKER",  # tests/conftest.py: the default of --broker
     }
 )
 # How close a name must be to a setting's to be suggested (difflib's ratio): a letter missing,

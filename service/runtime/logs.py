@@ -28,6 +28,8 @@ _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asc
 _PHI_KEYS = frozenset(
     {"patient_id", "mrn", "name", "patient_name", "birth_date", "dob", "raw", "hl7", "payload"}
 )
+# Extras that only repeat the message: uvicorn's ANSI-coloured copy of it.
+_DROPPED = frozenset({"color_message"})
 _MAX_TEXT = 500
 
 # Exceptions whose text is ours or the operating system's and never quotes message content.
@@ -89,7 +91,7 @@ def _exception_fields(record: logging.LogRecord) -> dict[str, str]:
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in vars(record).items():
-        if key in _STANDARD or key.startswith("_"):
+        if key in _STANDARD or key in _DROPPED or key.startswith("_"):
             continue
         if key.lower() in _PHI_KEYS:
             out[key] = "[withheld]"
@@ -134,6 +136,11 @@ def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> Non
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # httpx logs every request's URL at INFO ("HTTP Request: POST https://user:pw@...?
+    # token=..."): a channel's URL may carry credentials in its userinfo or query, so the
+    # transport loggers say only what goes wrong, whatever the level.
+    for transport in ("httpx", "httpcore"):
+        logging.getLogger(transport).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # A record that fails to format or write would otherwise be dumped to stderr by the
     # logging module itself, with a traceback, the message and its arguments.
     logging.raiseExceptions = False

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from service.runtime.secrets_policy import fresh_secrets_env
 from service.tools.feedgen import generate_feed
 
 pytestmark = pytest.mark.slow  # every test runs the `labsentinel` command as a subprocess
@@ -163,6 +164,7 @@ def test_run_daemon_pages_then_stops_cleanly_on_sigterm(broker, unique: str, tmp
         # The feed is five weeks old; with the wall clock its results would all be backfill.
         "LABSENTINEL_CLINICAL_BACKFILL_DAYS": "365",
         "LABSENTINEL_API_PORT": "0",
+        **fresh_secrets_env(),  # `run` refuses to start without them
     }
     process = subprocess.Popen(
         [*LABSENTINEL, "run", "--pages-out", str(pages)],

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from service.runtime.environment import environment_problems
+from service.runtime.secrets_policy import fresh_secrets_env
 from service.runtime.settings import ENV_PREFIX, Settings
 from service.tools.feedgen import generate_feed
 from tests.cli.test_cli import LABSENTINEL, run_cli
@@ -51,9 +52,10 @@ def assert_one_sentence(done: subprocess.CompletedProcess[str], status: int, sta
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without the caller's LABSENTINEL_* variables, plus ``extra``."""
+    """The environment without the caller's LABSENTINEL_* variables, plus strong secrets (as
+    `run` requires) and ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(ENV_PREFIX)}
-    return {**env, **extra}
+    return {**env, **fresh_secrets_env(), **extra}
 
 
 def run(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -197,9 +199,9 @@ def test_the_documented_variables_and_nested_forms_are_accepted(tmp_path: Path) 
         LABSENTINEL_KAFKA_BOOTSTRAP_SERVERS="kafka1:9092,kafka2:9092",
         LABSENTINEL_API_PORT="8081",
         LABSENTINEL_API_BASE_URL="https://labsentinel.example.org",
-        LABSENTINEL_API_TOKENS='["token-one", "token-two"]',
-        LABSENTINEL_API_ACK_SECRET="ack-secret",
-        LABSENTINEL_PATIENT_LOG_HASH_SALT="salt",
+        LABSENTINEL_API_TOKENS=f'["{"1" * 32}", "ward-pc:viewer:{"2" * 32}"]',
+        LABSENTINEL_API_ACK_SECRET="ack-secret-" + "3" * 32,
+        LABSENTINEL_PATIENT_LOG_HASH_SALT="salt-" + "4" * 32,
         LABSENTINEL_KAFKA_TOPICS='["hl7.oru", "hl7.rde"]',
         LABSENTINEL_LOGGING='{"level": "WARNING"}',
         LABSENTINEL_CHANNELS_AUDIT='{"type": "console"}',

@@ -17,6 +17,7 @@ import pytest
 from service.bootstrap import build_app
 from service.daemon import run_until_consumed
 from service.runtime.clock import MessageClock
+from service.runtime.secrets_policy import fresh_secrets_env
 from service.runtime.settings import Settings, load_settings
 from service.tools.kafka import ApacheKafka, Scram
 from tests.conftest import require_apache_kafka_tools
@@ -89,6 +90,7 @@ def test_run_with_a_wrong_password_stops_with_one_sentence(
         "LABSENTINEL_KAFKA_GROUP_ID": f"labsentinel-{unique}",
         "LABSENTINEL_DATABASE_URL": sqlite_url,
         "LABSENTINEL_API_PORT": "0",
+        **fresh_secrets_env(),  # `run` refuses to start without them
     }
     result = subprocess.run(
         [sys.executable, "-m", "service.cli.main", "run", "--pages-out", str(tmp_path / "p")],

@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from service.ingest.consumer import kafka_options
+from service.ingest.group_offsets import group_lag
 from service.runtime.secrets_policy import fresh_secrets_env
 from service.runtime.settings import Settings
 from tests.integration.helpers import publish, read_pages, settings_for
@@ -96,47 +94,6 @@ def test_run_on_postgresql_survives_a_nul_in_msh10_and_pages_what_follows(
 
 
 async def _uncommitted(settings: Settings) -> int:
-    """Records not yet committed by the daemon's group, over every partition of its topics:
-    partitions and committed offsets through the admin API, ends through a consumer."""
-    options = kafka_options(settings.kafka)
-    admin = AIOKafkaAdminClient(**options)
-    consumer = AIOKafkaConsumer(*settings.kafka.topics, enable_auto_commit=False, **options)
-    await admin.start()
-    await consumer.start()
-    try:
-        await consumer.topics()  # the cluster's metadata, partitions included
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in settings.kafka.topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        assert partitions
-        try:
-            fetched = await admin.list_consumer_group_offsets(settings.kafka.group_id)
-            committed = {tp: meta.offset for tp, meta in fetched.items()}
-        except KafkaError:  # Tansu 0.6 answers the admin offset request in a form aiokafka
-            committed = {}  # cannot decode: ask as a member of the group instead
-            for tp in partitions:
-                committed[tp] = await _committed_as_member(settings, tp)
-        ends = await consumer.end_offsets(partitions)
-        behind = 0
-        for tp in partitions:
-            done = committed.get(tp, 0)
-            # Tansu may report the end of a partition as the first offset of its last
-            # produce batch, so a commit can be ahead of it; never behind.
-            behind += max(ends[tp] - done, 0)
-        return behind
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
-async def _committed_as_member(settings: Settings, tp: TopicPartition) -> int:
-    consumer = AIOKafkaConsumer(
-        group_id=settings.kafka.group_id, enable_auto_commit=False, **kafka_options(settings.kafka)
+    return await group_lag(
+        kafka_options(settings.kafka), settings.kafka.group_id, settings.kafka.topics
     )
-    await consumer.start()
-    try:
-        return await consumer.committed(tp) or 0
-    finally:
-        await consumer.stop()

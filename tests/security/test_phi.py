@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from service.ingest.pipeline import Incoming, Outcome
+from service.runtime.secrets_policy import fresh_secrets_env
 from service.tools.feedgen import Feed, FeedRecord, generate_feed
 from service.tools.soak import DaemonProcess, _http_status
 from tests.fuzz.conftest import make_app
@@ -83,6 +84,7 @@ def test_no_phi_in_daemon_logs_or_metrics(broker, unique: str, tmp_path: Path) -
             "LABSENTINEL_API_PORT": "0",
             "LABSENTINEL_LOGGING_LEVEL": "DEBUG",
             "LABSENTINEL_LOGGING_FORMAT": "json",
+            **fresh_secrets_env(),  # `run` refuses to start without them
         },
         pages,
         tmp_path / "daemon.log",
