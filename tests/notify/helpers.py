@@ -77,7 +77,10 @@ def paging_settings(
                 "poll_interval_s": 0.05,
                 **dispatcher,
             },
-            "api": {"ack_secret": "test-ack-secret-0123456789abcdefghij", "base_url": "https://ls.hospital.test"},
+            "api": {
+                "ack_secret": "test-ack-secret-0123456789abcdefghij",
+                "base_url": "https://ls.hospital.test",
+            },
             "logging": {"format": "text"},
         }
     )
