@@ -48,8 +48,10 @@ def tier_segments(schedule: Schedule, tier: int, start: datetime, end: datetime)
         if override is None:
             person, because, detail = schedule.on_call(tier, begin), "rotation", ""
         else:
-            detail = override.source + (f" ({override.reason})" if override.reason else "")
             because = IMPORTED if override.source.startswith(IMPORTED) else "override"
+            # The source reads "override 5d38…": its kind is already in ``because``.
+            source = override.source.removeprefix(because).strip()
+            detail = source + (f" ({override.reason})" if override.reason else "")
             person = override.person
         last = segments[-1] if segments else None
         if last and (last.person, last.because, last.detail) == (person, because, detail):

@@ -31,7 +31,7 @@ def register(
     produce_cmd = sub.add_parser(
         "produce", help="publish HL7 files to the configured topics (for tests and rehearsal)"
     )
-    produce_cmd.add_argument("files", nargs="+", type=Path)
+    produce_cmd.add_argument("files", nargs="+", type=Path, help="files of HL7 messages")
     config_args(produce_cmd, database=False)
     produce_cmd.add_argument("--topic-oru", help="results topic (default: kafka.topics[0])")
     produce_cmd.add_argument("--topic-rde", help="orders topic (default: kafka.topics[1])")
@@ -71,7 +71,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
     sent = asyncio.run(produce(kafka_options(settings.kafka), records))
     counts = Counter(topic for topic, _, _ in records)
     summary = ", ".join(f"{n} to {topic}" for topic, n in sorted(counts.items())) or "nothing"
-    print(f"published {sent} messages: {summary}")
+    print(f"published {sent} message{'' if sent == 1 else 's'}: {summary}")
     for reason, n in sorted(skipped.items()):
         print(f"  skipped {n}: {reason}")
     return 0

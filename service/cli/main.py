@@ -20,8 +20,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from service.cli import failures, ingress, ops, paging, reliability
+from service.cli import failures, ingress, ops, paging, reliability, roster
 from service.runtime import logs
+from service.runtime.secrets_policy import require_strong_secrets
 from service.runtime.settings import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
@@ -29,7 +30,7 @@ EXIT_FAILURE = 1
 
 # Subcommand groups, one module per concern: each has ``COMMANDS`` (the top-level command
 # names it owns), ``register(subparsers, config_args)`` and ``handle(args, settings) -> int``.
-COMMAND_MODULES = (paging, ops, reliability, ingress)
+COMMAND_MODULES = (paging, ops, reliability, ingress, roster)
 # Commands that read no settings (they bring their own database and broker).
 SETTINGS_FREE = ("generate-feed", "demo", "bench")
 # Commands that open the database named by database.url, and those of them that may create
@@ -58,14 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pages-out", type=Path, help="also write every notification as JSON lines")
 
     replay = sub.add_parser("replay", help="process HL7 files through the pipeline, then page")
-    replay.add_argument("files", nargs="+", type=Path)
+    replay.add_argument("files", nargs="+", type=Path, help="files of HL7 messages, in order")
     _config_args(replay)
     replay.add_argument("--pages-out", type=Path, help="write every notification as JSON lines")
     replay.add_argument(
         "--no-deliver",
         action="store_true",
         help="rehearsal: route and record every notification, but send it only to --pages-out "
-        "(every configured channel is held), so a production configuration pages nobody",
+        "(every configured channel is held), so a production configuration pages nobody; "
+        "needs a --database-url of its own, never the live database",
     )
     replay.add_argument(
         "--clock",
@@ -82,11 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = sub.add_parser("demo", help="embedded broker + SQLite + sample feed, pages on console")
-    demo.add_argument("--messages", type=int, default=2000)
-    demo.add_argument("--planted", type=int, default=6)
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--messages", type=int, default=2000, help="feed size (2000)")
+    demo.add_argument("--planted", type=int, default=6, help="planted interaction cases (6)")
+    demo.add_argument("--seed", type=int, default=7, help="feed generator seed (7)")
     demo.add_argument("--workdir", type=Path, help="keep the database and pages here")
-    demo.add_argument("--timeout", type=float, default=120.0)
+    demo.add_argument(
+        "--timeout", type=float, default=120.0, help="give up after this many seconds (120)"
+    )
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -97,22 +101,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate settings and catalogs, then exit")
     _config_args(check)
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also reach the database, the broker and each channel (no page is sent); "
+        "exit 1 when any fails",
+    )
+    check.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds each --connect check may take (5)"
+    )
 
     feed = sub.add_parser("generate-feed", help="write a synthetic HL7 feed with planted cases")
-    feed.add_argument("--out", type=Path, required=True)
-    feed.add_argument("--messages", type=int, default=1000)
-    feed.add_argument("--patients", type=int, default=500)
-    feed.add_argument("--planted", type=int, default=5)
-    feed.add_argument("--seed", type=int, default=7)
-    feed.add_argument("--garbage", type=int, default=0)
+    feed.add_argument("--out", type=Path, required=True, help="the file to write")
+    feed.add_argument("--messages", type=int, default=1000, help="how many messages (1000)")
+    feed.add_argument("--patients", type=int, default=500, help="distinct patients (500)")
+    feed.add_argument("--planted", type=int, default=5, help="planted interaction cases (5)")
+    feed.add_argument("--seed", type=int, default=7, help="generator seed: same seed, same feed")
+    feed.add_argument("--garbage", type=int, default=0, help="non-HL7 records mixed in (0)")
     bench = sub.add_parser("bench", help="throughput and detection latency; prints JSON")
-    bench.add_argument("--config", type=Path)
-    bench.add_argument("--messages", type=int, default=20_000)
-    bench.add_argument("--patients", type=int, default=5_000)
-    bench.add_argument("--planted", type=int, default=10)
+    bench.add_argument("--config", type=Path, help="settings TOML (default: the shipped one)")
+    bench.add_argument("--messages", type=int, default=20_000, help="feed size (20000)")
+    bench.add_argument("--patients", type=int, default=5_000, help="distinct patients (5000)")
+    bench.add_argument("--planted", type=int, default=10, help="planted cases to detect (10)")
     bench.add_argument("--database-url", help="default: sqlite:///labsentinel-bench.db")
     bench.add_argument("--rate", type=int, help="also a paced run at N msg/s for latency")
-    bench.add_argument("--bootstrap-servers", help="use this broker instead of the embedded one")
+    bench.add_argument("--bootstrap-servers", help="use this broker instead of starting one")
+    bench.add_argument(
+        "--broker",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="the broker the bench starts: tansu (embedded) or kafka (Apache Kafka, java+mvn)",
+    )
     bench.add_argument(
         "--instances", type=int, default=0, help="also run N daemon processes in one group"
     )
@@ -137,6 +156,21 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "database_url", None):
         overrides["database"] = {"url": args.database_url}
     return load_settings(getattr(args, "config", None), overrides)
+
+
+def _require_rehearsal_database(args: argparse.Namespace) -> None:
+    """A rehearsal writes alerts, history and outbox rows like a real run: in the live
+    database they would show on the worklist, and the running daemon's dispatcher would
+    deliver the queued pages for real. So it needs a database of its own, named on purpose."""
+    if args.pages_out is None:
+        raise ConfigError("--no-deliver needs --pages-out: it is where the pages go")
+    live = load_settings(getattr(args, "config", None)).database.url
+    if not args.database_url or args.database_url == live:
+        raise ConfigError(
+            "--no-deliver needs a --database-url of its own (an empty database or a copy), "
+            "not database.url: in the live database a rehearsal's alerts would reach the "
+            "worklist and a running daemon would deliver its pages"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -224,6 +258,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings | None) -> int:
             config=str(args.config) if args.config else None,
             instances=args.instances,
             seed_results_count=args.seed_results,
+            broker_kind=args.broker,
         )
         print(main_json(result))
         return 0 if result.get("detected") == result.get("planted") else 1
@@ -233,10 +268,18 @@ def _dispatch(args: argparse.Namespace, settings: Settings | None) -> int:
         from service.bootstrap import build_clinical, build_delivery, channel_settings
         from service.notify.escalation import paging_for
 
+        require_strong_secrets(settings)
         build_clinical(settings)
         build_delivery(settings, channel_settings(settings, None))
         paging_for(settings)  # validates the routing file, naming the key
         print("configuration ok")
+        if args.connect:
+            from service.cli.checks import run_checks
+
+            checks = run_checks(settings, timeout_s=args.timeout)
+            for check in checks:
+                print(check.line())
+            return 0 if all(c.ok for c in checks) else EXIT_FAILURE
         return 0
     if args.command == "db":
         from service.bootstrap import open_database
@@ -258,8 +301,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings | None) -> int:
             print(f"labsentinel: no such file: {', '.join(missing)}", file=sys.stderr)
             return EXIT_FAILURE
         show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
-        if args.no_deliver and args.pages_out is None:
-            raise ConfigError("--no-deliver needs --pages-out: it is where the pages go")
+        if args.no_deliver:
+            _require_rehearsal_database(args)
         app = build_app(
             settings,
             pages_out=args.pages_out,
@@ -272,6 +315,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings | None) -> int:
             )
         finally:
             app.close()
+        summary.held = args.no_deliver
         print(summary.line())
         if summary.unrecorded:
             print(
@@ -284,6 +328,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings | None) -> int:
     if args.command == "run":
         from service.daemon import run_daemon
 
+        require_strong_secrets(settings)  # before the database and the broker are touched
         asyncio.run(run_daemon(settings, pages_out=args.pages_out))
         return 0
     for module in COMMAND_MODULES:

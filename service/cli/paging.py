@@ -19,6 +19,8 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from alerts.oncall import parse_local
+from service.cli import roster
+from service.cli.operator import operator_account
 from service.runtime.settings import ConfigError, Settings
 
 # The handlers import the notify and database modules they use inside themselves, to keep
@@ -40,56 +42,86 @@ def register(
     oncall = sub.add_parser("oncall", help="who is on call")
     oncall_sub = oncall.add_subparsers(dest="oncall_command", required=True)
     show = oncall_sub.add_parser("show", help="print each tier's on-call person for a team")
-    show.add_argument("team")
+    show.add_argument("team", help="team id from the routing file")
     show.add_argument("--at", help="ISO time (default now; local to hospital.timezone)")
     config_args(show)
+    roster.register_oncall(oncall_sub, config_args)  # override, overrides, import-ical
 
     test = sub.add_parser("send-test-page", help="page a team's tier-1 on-call over each channel")
-    test.add_argument("team")
-    test.add_argument("--tier", type=int, default=1)
+    test.add_argument("team", help="team id from the routing file")
+    test.add_argument("--tier", type=int, default=1, help="which tier's on-call to page (1)")
     config_args(test)
 
     alerts = sub.add_parser("alerts", help="the worklist: list and acknowledge alerts")
     alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
     listing = alerts_sub.add_parser("list", help="open alerts (and failed deliveries)")
     listing.add_argument("--all", action="store_true", help="include resolved alerts")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="a JSON list instead of lines")
     config_args(listing)
-    ack = alerts_sub.add_parser("ack", help="acknowledge an alert with what was done")
-    ack.add_argument("alert_id", type=int)
-    ack.add_argument("--action", required=True, help="one of: see `alerts ack --help`")
-    ack.add_argument("--note", default="")
-    ack.add_argument("--by", required=True, help="who acknowledges")
+    ack = alerts_sub.add_parser(
+        "ack",
+        help="acknowledge an alert with what was done",
+        epilog=_ack_actions_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ack.add_argument("alert_id", type=int, help="the alert's id (from `alerts list`)")
+    ack.add_argument("--action", required=True, help="what was done: one of the actions below")
+    ack.add_argument("--note", default="", help="free text kept with the acknowledgement")
+    ack.add_argument(
+        "--by",
+        required=True,
+        help="who acknowledges (recorded with the operating-system account that ran the command)",
+    )
     config_args(ack)
 
     silence = sub.add_parser("silence", help="mute pages by patient, unit or rule")
     silence_sub = silence.add_subparsers(dest="silence_command", required=True)
-    add = silence_sub.add_parser("add")
-    add.add_argument("--patient", default="")
+    add = silence_sub.add_parser("add", help="mute a patient, a unit or a rule for a time")
+    add.add_argument("--patient", default="", help="patient key: PID-3.1, then ^PID-3.4 if set")
     add.add_argument("--unit", default="", help="point of care (PV1-3.1), e.g. 4W")
-    add.add_argument("--rule", default="")
+    add.add_argument("--rule", default="", help="rule id, e.g. iron-antiresorptive-mineral")
     add.add_argument("--hours", type=float, help="expires after this many hours")
     add.add_argument("--until", help="expires at this ISO time")
-    add.add_argument("--author", required=True)
-    add.add_argument("--reason", required=True)
+    add.add_argument("--author", required=True, help="who silences (recorded)")
+    add.add_argument("--reason", required=True, help="why (recorded, shown with the silence)")
     config_args(add)
-    sil_list = silence_sub.add_parser("list")
+    sil_list = silence_sub.add_parser("list", help="active silences (all with --all)")
     sil_list.add_argument("--all", action="store_true", help="include expired silences")
     config_args(sil_list)
-    expire = silence_sub.add_parser("expire")
-    expire.add_argument("silence_id", type=int)
+    expire = silence_sub.add_parser("expire", help="end a silence now")
+    expire.add_argument("silence_id", type=int, help="the silence's id (from `silence list`)")
     config_args(expire)
 
     history = sub.add_parser("history", help="every notification, attempt, ack, escalation")
-    history.add_argument("alert_id", type=int)
-    history.add_argument("--json", action="store_true")
+    history.add_argument("alert_id", type=int, help="the alert's id (from `alerts list`)")
+    history.add_argument("--json", action="store_true", help="a JSON list instead of lines")
     config_args(history)
 
     escalations = sub.add_parser("escalations", help="run the escalation job once")
     esc_sub = escalations.add_subparsers(dest="escalations_command", required=True)
-    run = esc_sub.add_parser("run")
-    run.add_argument("--at", help="ISO time (default now)")
+    run = esc_sub.add_parser(
+        "run", help="take every escalation step due now (or at --at), as the daemon's job does"
+    )
+    run.add_argument(
+        "--at",
+        help="ISO time to judge at (default now; local to hospital.timezone). A time in the "
+        "future needs --dry-run",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the step each alert would take (alert, tier, team, channel) without paging "
+        "or writing anything",
+    )
     config_args(run)
+
+
+def _ack_actions_epilog() -> str:
+    from service.notify.ack_tokens import ACK_ACTIONS
+
+    width = max(len(key) for key in ACK_ACTIONS)
+    rows = "\n".join(f"  {key:<{width}}  {label}" for key, label in ACK_ACTIONS.items())
+    return f"actions (--action):\n{rows}"
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
@@ -129,6 +161,8 @@ def _engine(settings: Settings) -> Any:
 
 
 def _oncall(args: argparse.Namespace, settings: Settings) -> int:
+    if args.oncall_command in roster.ONCALL_COMMANDS:
+        return roster.handle_oncall(args, settings)
     routing = _routing(settings)
     team = routing.teams.get(args.team)
     if team is None:
@@ -210,7 +244,7 @@ def _alerts(args: argparse.Namespace, settings: Settings) -> int:
                 result = acknowledge(
                     engine,
                     alert_id=args.alert_id,
-                    who=args.by,
+                    who=f"{args.by} [{operator_account()}]",
                     action=args.action,
                     note=args.note,
                     now=datetime.now(UTC),
@@ -353,15 +387,6 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _escalations(args: argparse.Namespace, settings: Settings) -> int:
-    from service.notify.escalation import run_escalations
+    from service.cli.rehearsal import escalations_run
 
-    engine = _engine(settings)
-    try:
-        report = run_escalations(engine, settings, _at(args.at, settings))
-    finally:
-        engine.dispose()
-    print(
-        f"escalations: {len(report.escalated)} steps, {len(report.stopped)} stopped, "
-        f"{len(report.exhausted)} exhausted"
-    )
-    return 0
+    return escalations_run(settings, _at(args.at, settings), at_text=args.at, dry_run=args.dry_run)

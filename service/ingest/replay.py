@@ -59,6 +59,7 @@ class ReplaySummary:
     pending: int = 0
     seconds: float = 0.0
     unrecorded: int = 0  # neither processed nor dead-lettered (see the module docstring)
+    held: bool = False  # a rehearsal (--no-deliver): deliveries went to the held transport
 
     def line(self) -> str:
         rate = self.messages / self.seconds if self.seconds > 0 else 0.0
@@ -70,7 +71,8 @@ class ReplaySummary:
             f"{self.outcomes[Outcome.DEAD_LETTER] - self.unrecorded} dead-lettered"
             f"{not_recorded}), "
             f"{self.notifications} notifications, "
-            f"{self.delivery.delivered} deliveries sent, {self.delivery.failed} failed, "
+            f"{self.delivery.delivered} deliveries {'held' if self.held else 'sent'}, "
+            f"{self.delivery.failed} failed, "
             f"{self.pending} pending; {self.seconds:.2f} s ({rate:,.0f} msg/s)"
         )
 

@@ -1,10 +1,11 @@
 """Throughput of the MLLP gateway: messages per second acknowledged (AA), 1 and 8 connections.
 
-``python -m service.tools.mllp_bench [--messages N] [--connections 1 8]`` starts the embedded
-broker (Tansu), the gateway in a child process (so that the clients do not share its event
-loop), and clients that behave as interface engines do: send one frame, wait for its ACK,
-send the next. The messages are the synthetic feed's (ORU and RDE, about 1 KB each). Prints
-one line per connection count. Loopback only; bounded in count and time.
+``python -m service.tools.mllp_bench [--messages N] [--connections 1 8] [--broker kafka]``
+starts a broker (the embedded Tansu, or one Apache Kafka node), the gateway in a child process
+(so that the clients do not share its event loop), and clients that behave as interface
+engines do: send one frame, wait for its ACK, send the next. The messages are the synthetic
+feed's (ORU and RDE, about 1 KB each). Prints one line per connection count. Loopback only;
+bounded in count and time.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from datetime import UTC, datetime, timedelta
 from service.ingest.consumer import kafka_options
 from service.ingest.topics import ensure_topics
 from service.runtime.settings import Settings, load_settings
-from service.tools.broker import EmbeddedBroker, free_port
+from service.tools.broker import EmbeddedBroker
 from service.tools.feedgen import generate_feed
+from service.tools.kafka import ApacheKafka, free_port
 
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 
@@ -98,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=4000, help="per connection count")
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
+    parser.add_argument(
+        "--broker",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="the broker started for the run: tansu (embedded) or kafka (Apache Kafka)",
+    )
     parser.add_argument("--serve", nargs=3, metavar=("BOOTSTRAP", "RUN", "PORT"), help="internal")
     args = parser.parse_args(argv)
     if args.serve:
@@ -108,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     messages = [r.value for r in feed.records][: args.messages]
     size = sum(map(len, messages)) / len(messages)
     print(f"{len(messages)} synthetic messages per run, {size:,.0f} bytes on average")
-    with EmbeddedBroker() as broker:
+    print(f"broker: {args.broker}")
+    with EmbeddedBroker() if args.broker == "tansu" else ApacheKafka() as broker:
         for connections in args.connections:
             run = f"bench{os.getpid()}x{connections}"
             settings = _settings(broker.bootstrap_servers, run)

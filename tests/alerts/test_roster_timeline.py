@@ -40,7 +40,7 @@ def test_an_override_splits_a_shift_and_the_rest_is_merged() -> None:
         ("dan", "override"),
         ("cat", "rotation"),
     ]
-    assert segments[1].detail == "override ab12"
+    assert segments[1].detail == "ab12"  # the kind is in `because`, not repeated
     assert segments[0].end == segments[1].start == cover.start
 
 

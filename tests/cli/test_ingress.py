@@ -53,6 +53,7 @@ def test_replay_no_deliver_pages_nobody_but_writes_pages_out(tmp_path: Path) -> 
     )
     assert rehearsal.returncode == 0, rehearsal.stderr
     assert "----- page to" not in rehearsal.stdout
+    assert "deliveries held" in rehearsal.stdout and "deliveries sent" not in rehearsal.stdout
     alerts = [p for p in read_jsonl(pages) if p["event"] == "alert"]
     assert [(a["patient"]["id"], a["severity"]) for a in alerts] == [("MRN7001", "high")]
     # The same feed without --no-deliver does reach the console: the test can fail.
@@ -72,6 +73,23 @@ def test_no_deliver_without_pages_out_names_the_problem(tmp_path: Path) -> None:
     _interaction_feed(feed)
     done = run_cli("replay", str(feed), "--no-deliver")
     assert done.returncode == 2 and "--pages-out" in done.stderr
+
+
+def test_no_deliver_refuses_the_live_database(tmp_path: Path) -> None:
+    # A rehearsal in the live database would put its alerts on the worklist, and the running
+    # daemon's dispatcher would deliver the pages it queued.
+    feed = tmp_path / "feed.hl7"
+    _interaction_feed(feed)
+    live = f"sqlite:///{tmp_path / 'live.db'}"
+    pages = str(tmp_path / "pages.jsonl")
+    for database in ([], ["--database-url", live]):
+        done = run_cli(
+            "replay", str(feed), "--pages-out", pages, "--no-deliver", *database,
+            env={"LABSENTINEL_DATABASE_URL": live},
+        )  # fmt: skip
+        assert done.returncode == 2, done.stdout
+        assert "--database-url of its own" in done.stderr
+    assert not (tmp_path / "live.db").exists()
 
 
 def _broker_env(broker: EmbeddedBroker, unique: str) -> dict[str, str]:
