@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Protocol
 
 from service.api.context import Readiness
+from service.api.metrics_server import metrics_components
 from service.api.server import api_components
 from service.bootstrap import App, build_app
 from service.ingest.consumer import Consumer
 from service.notify.escalation import EscalationComponent
+from service.notify.reload import ReloadComponent
 from service.notify.reminders import ReminderComponent
 from service.runtime import metrics
 from service.runtime.settings import Settings
@@ -39,8 +41,10 @@ def build_components(app: App, consumer: Consumer) -> list[Component]:
     readiness = Readiness(consumer=consumer.state, dispatcher=app.dispatcher)
     components: list[Component] = []
     components.extend(api_components(app, readiness))
+    components.extend(metrics_components(app, readiness))
     components.append(EscalationComponent(app))
     components.append(ReminderComponent(app))
+    components.append(ReloadComponent(app))  # SIGHUP: reload routing and rosters
     return components
 
 

@@ -14,18 +14,26 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from service.api import web_text
+from service.api.ack_routes import router as ack_router
 from service.api.api_routes import router as api_router
 from service.api.context import ApiContext, context_of
-from service.api.views.exposure_gauges import refresh_exposure_gauges
+from service.api.dead_letter_routes import router as dead_letter_router
+from service.api.docs_routes import router as docs_router
+from service.api.limits import RequestLimits, known_caller
+from service.api.metrics_server import metrics_response
+from service.api.no_store import NoStore
+from service.api.principal import RoleRefused
+from service.api.schedule_routes import router as schedule_router
+from service.api.signin_routes import role_refused
+from service.api.signin_routes import router as signin_router
+from service.api.web_actions import router as web_actions_router
 from service.api.web_routes import router as web_router
 from service.runtime import metrics
 
 HERE = Path(__file__).resolve().parent
-# /metrics recounts exposures from the database at most this often, however often scraped.
-GAUGE_MAX_AGE_S = 30.0
 
 
 def create_app(context: ApiContext) -> FastAPI:
@@ -34,8 +42,8 @@ def create_app(context: ApiContext) -> FastAPI:
         version="1",
         description="Alerts, dead letters and patient timelines of LabSentinel. Every route "
         "under /api/v1 needs `Authorization: Bearer <token>`.",
-        # The document is served under /api/v1 behind the bearer token (see api_routes);
-        # no interactive docs page: it would load scripts from a CDN.
+        # The document is public at /openapi.json, and listed as plain HTML at /docs
+        # (docs_routes): FastAPI's own docs pages would load scripts from a CDN.
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
@@ -43,9 +51,17 @@ def create_app(context: ApiContext) -> FastAPI:
     app.state.ctx = context
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.state.templates.env.globals["hospital"] = context.settings.hospital.name
+    web_text.install(app.state.templates.env)  # no bidi overrides in any page
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(api_router)
     app.include_router(web_router)
+    app.include_router(ack_router)
+    app.include_router(signin_router)
+    app.add_exception_handler(RoleRefused, role_refused)
+    app.include_router(web_actions_router)
+    app.include_router(dead_letter_router)
+    app.include_router(docs_router)
+    app.include_router(schedule_router)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Response:
@@ -58,6 +74,10 @@ def create_app(context: ApiContext) -> FastAPI:
         ).inc()
         return response
 
+    # Outermost: bodies are bounded and callers checked before anything else reads.
+    app.add_middleware(NoStore)
+    app.add_middleware(RequestLimits, settings=context.settings.http, authenticated=known_caller)
+
     @app.get("/healthz", tags=["operations"], include_in_schema=False)
     async def healthz() -> dict[str, str]:
         """Liveness: the process and its event loop answer."""
@@ -65,17 +85,19 @@ def create_app(context: ApiContext) -> FastAPI:
 
     @app.get("/readyz", tags=["operations"], include_in_schema=False)
     def readyz(request: Request) -> JSONResponse:
-        """Readiness: database reachable, broker connected, partitions assigned, dispatcher
-        running. 503 names what is not."""
+        """Readiness: database reachable, broker connected, consumer group joined (with or
+        without partitions: a standby replica is ready), dispatcher running. 503 names what
+        is not."""
         ctx = context_of(request)
         checks = {"database": ctx.database_ok(), **ctx.readiness.checks()}
         failing = [name for name, ok in checks.items() if not ok]
         body = {"ready": not failing, "checks": checks, "failing": failing}
         return JSONResponse(body, status_code=503 if failing else 200)
 
-    @app.get("/metrics", include_in_schema=False)
-    def metrics_endpoint(request: Request) -> Response:
-        refresh_exposure_gauges(context_of(request), max_age_s=GAUGE_MAX_AGE_S)
-        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    if context.settings.metrics.port is None:  # else only on its own port (metrics_server)
+
+        @app.get("/metrics", include_in_schema=False)
+        def metrics_endpoint(request: Request) -> Response:
+            return metrics_response(context_of(request))
 
     return app

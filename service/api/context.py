@@ -37,10 +37,13 @@ class Readiness:
     dispatcher: Any = None
 
     def checks(self) -> dict[str, bool]:
+        """``group``: the consumer joined its group, with or without partitions. A replica
+        beyond the partition count owns none and is a healthy standby: requiring a partition
+        would keep it unready forever (and a rollout waiting on it stuck)."""
         consumer = self.consumer
         return {
             "broker": bool(consumer is not None and consumer.connected),
-            "partitions": bool(consumer is not None and consumer.assigned > 0),
+            "group": bool(consumer is not None and getattr(consumer, "joined", False)),
             "dispatcher": bool(self.dispatcher is not None and self.dispatcher.running),
         }
 

@@ -346,7 +346,6 @@ class Pipeline:
                         "patient": patient_hash(notification.patient_id),
                         "event": notification.event,
                         "severity": notification.severity,
-                        "dedup_key": notification.dedup_key,
                     },
                 )
 

@@ -1,22 +1,34 @@
 """What notifications say: an alert's page or notice, an order-time advisory, a reminder.
 
-Pure functions of stored state, the drug catalog and ``now``: they build ``Notification``
-values (the JSON of DESIGN.md's pages) and store nothing; recipients are filled in when a
-notification is routed and queued.
+Functions of stored state, the drug catalog and ``now`` (apart from a notice's random key):
+they build ``Notification`` values (the JSON of DESIGN.md's pages) and store nothing (an
+alert's page reads, in the alert's own session, whether its doses were given or only
+ordered); recipients are filled in when a notification is routed and queued.
+
+What leaves with a notification names the alert by its random public id, never by the dedup
+key or anything it is made of that the rest of the page does not already say: the episode
+start, one input of the key, is left out of notices (the iron's and the antiresorptive's
+dose dates, which the clinician acts on, are there).
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import object_session
+from sqlmodel import col
+
 from alerts.advisory import Advisory
 from alerts.catalog import DrugCatalog
+from alerts.escalation import NOT_GIVEN
 from alerts.model import Exposure, StoredResult
 from alerts.monitoring import RULE_MONITORING, AtRiskEpisode, Reminder
 from alerts.notification import DrugRef, Notification
-from service.db.models import Alert
+from service.db.models import Alert, MedicationOrderRow
 from service.notify.delivery import Delivery
 from service.notify.outbox import notification_id
 from service.notify.routes import provider_id
@@ -25,6 +37,14 @@ REMINDER_ACTIONS = (
     "draw phosphate and calcium (total or ionized) now",
     "if low: repeat with magnesium and PTH; replace per local protocol",
 )
+
+
+def notice_key() -> str:
+    """A notice's key (advisory, reminder): random, as an alert's public id is. The advisory
+    or reminder row stored before the notice is built keeps it from being sent twice, so the
+    key need not be derived; derived from patient and episode, it would let anyone who sees a
+    notice try an MRN range against it."""
+    return secrets.token_urlsafe(16)
 
 
 def drug_name(drugs: DrugCatalog, key: str) -> str:
@@ -36,13 +56,14 @@ def build_notification(
     row: Alert, event: str, drugs: DrugCatalog, delivery: Delivery, now: datetime
 ) -> Notification:
     """The alert's ``event`` notification, numbered by the alert's current sequence, to the
-    default recipients (routing replaces them)."""
+    default recipients (routing replaces them). Its key and id come from the alert's random
+    public id, never from the dedup key (which hashes the patient identifier)."""
     return Notification(
-        notification_id=notification_id(row.dedup_key, event, row.notification_seq),
+        notification_id=notification_id(row.public_id, event, row.notification_seq),
         event=event,
         rule=row.rule,
         severity=row.severity,
-        dedup_key=row.dedup_key,
+        dedup_key=row.public_id,
         patient_id=row.patient_id,
         patient_location=row.location,
         analyte=row.analyte,
@@ -62,8 +83,40 @@ def build_notification(
         recipients=delivery.recipients,
         created_at=now.isoformat(),
         comparator=row.comparator,
-        extra={"double_trouble": True} if row.double_trouble else {},
+        extra={**({"double_trouble": True} if row.double_trouble else {}), **doses_given(row)},
     )
+
+
+def doses_given(row: Alert) -> dict[str, bool]:
+    """``iron_given`` / ``antiresorptive_given`` (True only) when a recorded administration
+    (an RAS^O17 RXA whose RXA-20 is not NA or RE) confirms the dose the alert names; without
+    one, the dose was only ordered and the page must not say "given".
+
+    Reads the medication orders in the session the alert row belongs to (the caller's
+    transaction); a row outside any session confirms nothing.
+    """
+    session = object_session(row)
+    if session is None:
+        return {}
+    confirmed: dict[str, bool] = {}
+    for key, drug, dose_at in (
+        ("iron_given", row.iron_drug, row.iron_dose_at),
+        ("antiresorptive_given", row.antiresorptive_drug, row.antiresorptive_dose_at),
+    ):
+        found = session.execute(
+            select(col(MedicationOrderRow.id))
+            .where(
+                col(MedicationOrderRow.patient_id) == row.patient_id,
+                col(MedicationOrderRow.drug) == drug,
+                col(MedicationOrderRow.administered).is_(True),
+                col(MedicationOrderRow.dose_at) == dose_at,
+                col(MedicationOrderRow.completion_status).not_in(NOT_GIVEN),
+            )
+            .limit(1)
+        ).first()
+        if found is not None:
+            confirmed[key] = True
+    return confirmed
 
 
 def as_worklist_notice(notification: Notification, row: Alert) -> Notification:
@@ -110,12 +163,13 @@ def advisory_notification(
         f"IV {iron} with {anti} in effect: risk of severe hypophosphatemia and hypocalcemia, "
         "nadir about 2 weeks after the iron (CLINICAL.md; Stokes et al., 'Double Trouble')"
     )
+    key = notice_key()
     return Notification(
-        notification_id=notification_id(advisory.dedup_key, "advisory", 1),
+        notification_id=notification_id(key, "advisory", 1),
         event="advisory",
         rule=advisory.rule,
         severity="info",
-        dedup_key=advisory.dedup_key,
+        dedup_key=key,
         patient_id=advisory.patient_id,
         patient_location=location,
         analyte=None,
@@ -132,7 +186,6 @@ def advisory_notification(
             "interaction": interaction,
             "phosphate": _result_doc(advisory.phosphate, advisory.lookback_days),
             "calcium": _result_doc(advisory.calcium, advisory.lookback_days),
-            "episode_start": advisory.episode_start.isoformat(),
             "iron_risk": advisory.iron_risk,
             "ordering_provider": provider_id(advisory.ordering_provider),
             "prescribers": [provider_id(p) for p in advisory.prescribers],
@@ -152,12 +205,13 @@ def reminder_notification(
     if episode is not None:
         iron = _drug_ref(drugs, episode.doses[0], now, iron=True)
         anti = _drug_ref(drugs, episode.trigger_antiresorptive, now, iron=False)
+    key = notice_key()
     return Notification(
-        notification_id=notification_id(reminder.id, "reminder", 1),
+        notification_id=notification_id(key, "reminder", 1),
         event="reminder",
         rule=RULE_MONITORING,
         severity="info",
-        dedup_key=reminder.id,
+        dedup_key=key,
         patient_id=reminder.patient_id,
         patient_location=location,
         analyte=None,
@@ -178,7 +232,6 @@ def reminder_notification(
                 "missing": list(reminder.missing),
                 "reason": reminder.reason,
             },
-            "episode_start": reminder.episode_start.isoformat(),
             "ordering_provider": provider_id(reminder.ordering_provider),
         },
     )

@@ -29,7 +29,10 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from service.runtime.auth_settings import AuthSettings
 from service.runtime.environment import environment_problems
+from service.runtime.http_settings import HttpSettings
+from service.runtime.metrics_settings import MetricsSettings
 
 ENV_PREFIX = "LABSENTINEL_"
 DEFAULT_CONFIG_NAME = "labsentinel.toml"
@@ -241,7 +244,12 @@ class ApiSettings(_Section):
     # HMAC key of the signed ack links. Unset: a random key per process (links then stop
     # working at restart — fine for the demo, never for production).
     ack_secret: SecretStr | None = None
-    ack_link_ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
+    ack_link_ttl_hours: int = Field(default=12, ge=1, le=24 * 30)
+    # Severities an ack link acknowledges without sign-in (others: sign in first).
+    link_ack_without_signin: tuple[Literal["info", "warning", "high", "critical"], ...] = (
+        "info",
+        "warning",
+    )
 
 
 class Settings(BaseSettings):
@@ -265,6 +273,9 @@ class Settings(BaseSettings):
     paging: PagingSettings = PagingSettings()
     logging: LoggingSettings = LoggingSettings()
     api: ApiSettings = ApiSettings()
+    http: HttpSettings = HttpSettings()
+    auth: AuthSettings = AuthSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     # Where the TOML came from; relative catalog paths resolve against its folder.
     config_dir: str = ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,15 @@ from service.runtime.clock import MessageClock
 from service.runtime.settings import Settings, load_settings
 from service.tools.broker import EmbeddedBroker
 from service.tools.feedgen import Feed, generate_feed
+
+# The demo serves no web pages (it stops once the feed is consumed), so its pages' ack links
+# must not point at a port that looks real: ".invalid" never resolves (RFC 6761), and the note
+# printed with the pages says where the links work.
+DEMO_BASE_URL = "http://ack-links-need-labsentinel-run.invalid"
+DEMO_LINK_NOTE = (
+    f"Ack links in these pages point at {DEMO_BASE_URL}: the demo serves no web pages. "
+    "`labsentinel run` serves them at api.base_url."
+)
 
 
 def run_demo(
@@ -49,14 +59,22 @@ def run_demo(
                     # this; 6 s is the smallest a Kafka broker accepts by default.
                     "session_timeout_ms": 6000,
                 },
-                # An ephemeral port: the demo must not fail because 8080 is taken.
-                "api": {"port": 0},
+                # An ephemeral port: the demo must not fail because 8080 is taken. Its own
+                # strong secrets, as `run` requires (service.runtime.secrets_policy); they
+                # live as long as the demo, like its database.
+                "api": {
+                    "port": 0,
+                    "ack_secret": secrets.token_urlsafe(32),
+                    "base_url": DEMO_BASE_URL,
+                },
+                "patient": {"log_hash_salt": secrets.token_urlsafe(32)},
             }
         )
         print(
             f"embedded broker on {broker.bootstrap_servers}; publishing {len(feed.records)} "
-            f"messages with {len(feed.planted)} planted interaction cases\n"
+            f"messages with {len(feed.planted)} planted interaction cases"
         )
+        print(DEMO_LINK_NOTE + "\n")
         ok = asyncio.run(_run(settings, feed, pages_out, timeout_s))
     return _report(feed, pages_out, ok)
 

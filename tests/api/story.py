@@ -27,12 +27,13 @@ from service.runtime.clock import MessageClock
 from service.runtime.settings import Settings, default_config_path, load_settings
 from tests.messages import DENOSUMAB, oru, rde
 
-TOKEN = "test-token-0123456789"
+# Secrets as strong as `run` requires (service.runtime.secrets_policy: 32 bytes or more).
+TOKEN = "test-token-0123456789abcdefghijklmno"
 # The story's token is an admin token named "story" (api.tokens entry "story:admin:<secret>"):
 # the API and page tests use every right; what each role may do is tests/security/test_roles.py.
 ACTOR = "token:story"
-OTHER_TOKEN = "second-token-abcdefghij"
-ACK_SECRET = "test-ack-secret"
+OTHER_TOKEN = "second-token-abcdefghijklmnopqrstuvwx"
+ACK_SECRET = "test-ack-secret-0123456789abcdefghij"
 MRN = "MRNSTORY01"
 QUIET_MRN = "MRNQUIET02"
 ODD_UNIT = "milligrams per deciliter"

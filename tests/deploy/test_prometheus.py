@@ -21,6 +21,9 @@ pytestmark = pytest.mark.slow  # runs the deploy validators (docker, helm, promt
 
 PROM = DEPLOY / "prometheus"
 REQUIRED_ALERTS = {
+    "LabSentinelSchedulerJobErrors",
+    "LabSentinelEscalationStale",
+    "LabSentinelSchedulerJobStale",
     "LabSentinelInstanceDown",
     "LabSentinelConsumerLagHigh",
     "LabSentinelDeadLetterRateHigh",
@@ -89,10 +92,46 @@ def test_promtool_check_config(tmp_path: Path):
     config = yaml.safe_load((PROM / "prometheus.yml").read_text())
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert jobs["labsentinel"]["static_configs"][0]["targets"] == ["labsentinel:8080"]
+    # The metrics port compose gives LabSentinel (LABSENTINEL_METRICS_PORT), not the API's.
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    metrics_port = compose["x-labsentinel"]["environment"]["LABSENTINEL_METRICS_PORT"]
+    assert jobs["labsentinel"]["static_configs"][0]["targets"] == [f"labsentinel:{metrics_port}"]
     (tmp_path / "rules").mkdir()
     shutil.copy(PROM / "rules.yml", tmp_path / "rules" / "labsentinel.yml")
     config["rule_files"] = [str(tmp_path / "rules" / "*.yml")]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     result = run([promtool, "check", "config", str(tmp_path / "prometheus.yml")])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_metric_label_collides_with_target_labels():
+    """A metric label named like a target label (`job`, `instance`) is renamed
+    `exported_job` at scrape and silently breaks every rule and panel that uses it."""
+    from service.runtime import metrics
+
+    for family in metrics.REGISTRY.collect():
+        for sample in family.samples:
+            clash = {"job", "instance"} & set(sample.labels)
+            assert not clash, f"{sample.name} has label(s) {clash}"
+
+
+def test_every_scheduler_task_can_alert(rules):
+    """Each periodic task's errors and staleness are covered by a rule that keeps `task`."""
+    from service.runtime import metrics
+
+    exprs = {rule["alert"]: rule["expr"] for rule in rules}
+    assert "by (instance, task)" in exprs["LabSentinelSchedulerJobErrors"]
+    stale = exprs["LabSentinelEscalationStale"] + exprs["LabSentinelSchedulerJobStale"]
+    assert 'task="escalation"' in stale and 'task!="escalation"' in stale
+    for name in (
+        "labsentinel_scheduler_job_last_success_timestamp_seconds",
+        "labsentinel_scheduler_job_interval_seconds",
+    ):
+        assert name in stale
+    metrics.prime_service()
+    for task in metrics.SCHEDULER_TASKS:
+        labels = {"task": task, "outcome": "error"}
+        assert (
+            metrics.REGISTRY.get_sample_value("labsentinel_scheduler_job_runs_total", labels)
+            is not None
+        ), f"{task}: no series at zero"

@@ -28,8 +28,8 @@ def test_full_text_says_what_clinical_asks_for() -> None:
         f"MRN {MRN} @ {LOCATION}",
         "ref 2.5-4.5 mg/dL",
         "drawn 2024-05-14 08:30",
-        "Day 16 after IV iron: ferric carboxymaltose, given 2024-04-28",
-        "Antiresorptive: denosumab, given 2024-03-01",
+        "Day 16 after IV iron: ferric carboxymaltose, ordered for 2024-04-28",
+        "Antiresorptive: denosumab, ordered for 2024-03-01",
         "Repeat phosphate, calcium, magnesium and PTH",
         "IV replacement per local protocol if severe or symptomatic",
         "ferric derisomaltose",
@@ -38,6 +38,29 @@ def test_full_text_says_what_clinical_asks_for() -> None:
         assert expected in text
     assert lines[-1] == "Ack: https://labsentinel.example/ack/7Qx2"
     assert text.isascii()
+
+
+@pytest.mark.parametrize(
+    ("extra", "iron_word", "antiresorptive_word"),
+    [
+        # only orders on file: nothing says "given"
+        ({}, "ordered for", "ordered for"),
+        # an administration (RAS RXA) confirms the iron dose, not the antiresorptive
+        ({"iron_given": True}, "given", "ordered for"),
+        ({"iron_given": True, "antiresorptive_given": True}, "given", "given"),
+    ],
+)
+def test_given_only_when_an_administration_confirms_it(
+    extra: dict[str, object], iron_word: str, antiresorptive_word: str
+) -> None:
+    text = render_text(make_notification(extra=extra))
+    assert f"ferric carboxymaltose, {iron_word} 2024-04-28" in text
+    assert f"denosumab, {antiresorptive_word} 2024-03-01" in text
+
+
+def test_advisory_options_are_suggestions_not_orders() -> None:
+    text = render_text(make_notification(event="advisory", actions=("consider a baseline",)))
+    assert "Suggestions: consider a baseline" in text and "Do:" not in text
 
 
 @pytest.mark.parametrize(

@@ -12,16 +12,12 @@ from service.api import ApiContext, create_app
 from service.api.auth import SESSION_COOKIE
 from service.db.models import Alert
 from service.notify.ack_tokens import make_ack_token
-from tests.api.story import ACK_SECRET, MRN, TOKEN, Story
+from tests.api.story import ACK_SECRET, ACTOR, MRN, TOKEN, Story
 
 
-def _token(story: Story, alert: Alert, *, now=None, ttl_h: int = 72, dedup: str = "") -> str:  # type: ignore[no-untyped-def]
+def _token(story: Story, alert: Alert, *, now=None, ttl_h: int = 12, public_id: str = "") -> str:  # type: ignore[no-untyped-def]
     return make_ack_token(
-        ACK_SECRET.encode(),
-        alert.id or 0,
-        dedup or alert.dedup_key,
-        now or story.now,
-        timedelta(hours=ttl_h),
+        ACK_SECRET.encode(), public_id or alert.public_id, now or story.now, timedelta(hours=ttl_h)
     )
 
 
@@ -93,25 +89,34 @@ async def test_ack_link_records_the_acknowledgement(
     client: httpx.AsyncClient, story: Story
 ) -> None:
     alert = story.alert()
+    assert alert.severity in ("high", "critical")  # such a link needs sign-in (shipped default)
     token = _token(story, alert)
+    await _sign_in(client)
     page = await client.get(f"/ack/{token}")
     assert page.status_code == 200
     assert 'id="ack-form"' in page.text and "Repeat labs ordered" in page.text
     assert page.headers["Referrer-Policy"] == "no-referrer"
-    incomplete = await client.post(f"/ack/{token}", data={"action": "repeat-labs", "who": ""})
-    assert incomplete.status_code == 422 and "Enter your name" in incomplete.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    unchosen = await client.post(f"/ack/{token}", data={"action": "", "csrf": csrf[1]})
+    assert unchosen.status_code == 422 and "Choose what was done" in unchosen.text
     done = await client.post(
         f"/ack/{token}",
-        data={"action": "iv-phosphate", "who": "Dr Night", "note": "IV phosphate 20 mmol"},
+        data={
+            "action": "iv-phosphate",
+            "who": "Dr Night",  # typed names are ignored: the signed-in identity is the actor
+            "note": "IV phosphate 20 mmol",
+            "csrf": csrf[1],
+        },
     )
     assert done.status_code == 200 and "Acknowledged" in done.text
     with Session(story.app.engine) as session:
         row = session.get(Alert, alert.id)
-        assert row is not None and row.acked_by == "Dr Night"
+        assert row is not None and row.acked_by == ACTOR
         assert row.ack_action == "iv-phosphate" and row.ack_note == "IV phosphate 20 mmol"
     # Opening the link again shows who acknowledged, not the form.
     again = await client.get(f"/ack/{token}")
-    assert "Acknowledged by" in again.text and 'id="ack-form"' not in again.text
+    assert "Already acknowledged by" in again.text and 'id="ack-form"' not in again.text
 
 
 async def test_refused_ack_links_explain_what_to_do(
@@ -121,13 +126,13 @@ async def test_refused_ack_links_explain_what_to_do(
     good = _token(story, alert)
     forged = good[:-3] + ("AAA" if not good.endswith("AAA") else "BBB")
     expired = _token(story, alert, now=story.now - timedelta(hours=100), ttl_h=72)
-    other = _token(story, alert, dedup="a-different-dedup-key")
+    other = _token(story, alert, public_id="no-such-alert-0000000")
     cases = [
         # (token, status, words on the page, what it protects)
         (forged, 403, "not valid", "a tampered signature is refused"),
         ("garbage", 403, "not valid", "a malformed token is refused"),
         (expired, 410, "expired", "an expired link says so and is 410 Gone"),
-        (other, 403, "different alert", "a token for another alert is refused"),
+        (other, 404, "not found", "a token naming no alert is refused"),
     ]
     for token, status, words, why in cases:
         for response in (
