@@ -55,6 +55,13 @@ def register(
     soak.add_argument("--sigterms", type=int, default=5, help="SIGTERM-and-restart rounds (5)")
     soak.add_argument("--fuzz", type=int, default=100_000, help="mutated messages")
     soak.add_argument("--seed", type=int, default=1, help="feed and fault seed (1)")
+    soak.add_argument(
+        "--broker",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="the broker behind the proxy for the single-broker scenarios: tansu (embedded) "
+        "or kafka (one Apache Kafka node); the kafka-* scenarios always use three nodes",
+    )
     soak.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these")
     soak.add_argument("--workdir", type=Path, help="keep logs and pages files here")
     soak.add_argument("--report", type=Path, help="also write the Markdown table here")
@@ -72,7 +79,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     pg = soak.PrivatePostgres().init()
-    broker = soak.ProxiedBroker().start()
+    broker = soak.ProxiedBroker(args.broker).start()
     n = args.messages
     try:
 
