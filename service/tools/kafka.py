@@ -132,11 +132,14 @@ class ApacheKafka:
         version: str = KAFKA_VERSION,
         workdir: Path | None = None,
         heap: str = "384m",
+        quick_start: bool = True,
         auto_create_topics: bool = True,
         advertised_port: int | None = None,
     ) -> None:
         """``advertised_port``: a single node's client address as told to clients, when a proxy
-        stands in front of it (the fault suite cuts connections there)."""
+        stands in front of it (the fault suite cuts connections there). ``quick_start``: a JVM
+        tuned to start fast and stay small (serial GC, the C1 compiler only), as tests want;
+        off, Kafka's own choice (G1, full JIT), as a benchmark wants."""
         if brokers not in (1, 3):
             raise ValueError("1 broker, or 3 for a replicated cluster")
         if advertised_port is not None and brokers != 1:
@@ -144,6 +147,7 @@ class ApacheKafka:
         self.version = version
         self.scram = scram
         self.heap = heap
+        self.quick_start = quick_start
         self.auto_create_topics = auto_create_topics
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="labsentinel-kafka-"))
@@ -306,8 +310,7 @@ class ApacheKafka:
             "java",
             f"-Xms{self.heap}",
             f"-Xmx{self.heap}",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
+            *(("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1") if self.quick_start else ()),
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
             "-cp",

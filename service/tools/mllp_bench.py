@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     size = sum(map(len, messages)) / len(messages)
     print(f"{len(messages)} synthetic messages per run, {size:,.0f} bytes on average")
     print(f"broker: {args.broker}")
-    with EmbeddedBroker() if args.broker == "tansu" else ApacheKafka() as broker:
+    with EmbeddedBroker() if args.broker == "tansu" else ApacheKafka(quick_start=False) as broker:
         for connections in args.connections:
             run = f"bench{os.getpid()}x{connections}"
             settings = _settings(broker.bootstrap_servers, run)

@@ -23,7 +23,7 @@ def start_broker(kind: str) -> EmbeddedBroker | ApacheKafka:
     """The broker the bench starts for itself: Tansu (embedded) or one Apache Kafka node."""
     if kind == "kafka":
         print(f"bench: starting Apache Kafka {KAFKA_VERSION}", flush=True)
-        return ApacheKafka().start()
+        return ApacheKafka(heap="1g", quick_start=False).start()
     return EmbeddedBroker().start()
 
 
