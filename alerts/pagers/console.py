@@ -21,7 +21,9 @@ class ConsolePager:
 
     async def send(self, notification: Notification, recipient: str) -> DeliveryResult:
         out = self._stream if self._stream is not None else sys.stdout
-        block = f"----- page to {recipient} -----\n{render_text(notification)}\n"
+        # A non-paging notice (a worklist finding announced) must not read as a page.
+        kind = "notice" if notification.severity == "info" else "page"
+        block = f"----- {kind} to {recipient} -----\n{render_text(notification)}\n"
         try:
             out.write(block)
             out.flush()

@@ -232,6 +232,11 @@ def _send_test_page(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if ok and target.deliveries else 1
 
 
+def _escalation_step(doc: dict[str, Any]) -> str:
+    """``policy/tier N``; a worklist-only alert has no escalation policy, only its tier."""
+    return f"{doc['escalation']}/tier {doc['tier']}" if doc["escalation"] else f"tier {doc['tier']}"
+
+
 def _alerts(args: argparse.Namespace, settings: Settings) -> int:
     from service.db.models import Alert
 
@@ -307,7 +312,7 @@ def _alerts(args: argparse.Namespace, settings: Settings) -> int:
             print(
                 f"{d['id']:>5} {d['status']:<9} {d['severity']:<8} {d['analyte']:<16} "
                 f"{d['value']} {d['unit']:<7} {d['patient']} @ {d['location']} team={d['team']} "
-                f"{d['escalation']}/tier {d['tier']} {' '.join(flags)}".rstrip()
+                f"{_escalation_step(d)} {' '.join(flags)}".rstrip()
             )
         return 0
     finally:

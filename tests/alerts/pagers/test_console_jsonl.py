@@ -42,6 +42,12 @@ async def test_console_prints_one_block_to_the_given_stream() -> None:
     assert not stream.closed  # not ours to close
 
 
+async def test_console_calls_a_non_paging_notice_a_notice() -> None:
+    stream = io.StringIO()
+    await ConsolePager(stream=stream).send(make_notification(severity="info"), "nephrology")
+    assert stream.getvalue().startswith("----- notice to nephrology -----\n")
+
+
 async def test_console_defaults_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     pager = ConsolePager()
     assert pager.name == "console" and isinstance(pager, Pager)

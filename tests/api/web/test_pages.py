@@ -95,6 +95,9 @@ async def test_ack_link_records_the_acknowledgement(
     page = await client.get(f"/ack/{token}")
     assert page.status_code == 200
     assert 'id="ack-form"' in page.text and "Repeat labs ordered" in page.text
+    # The alert's day count is from the iron dose to the result, not to today.
+    assert f"drawn on day {alert.days_since_iron} after it" in page.text
+    assert "days ago" not in page.text
     assert page.headers["Referrer-Policy"] == "no-referrer"
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert csrf is not None
