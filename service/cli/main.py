@@ -16,6 +16,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     feed.add_argument("--planted", type=int, default=5, help="planted interaction cases (5)")
     feed.add_argument("--seed", type=int, default=7, help="generator seed: same seed, same feed")
     feed.add_argument("--garbage", type=int, default=0, help="non-HL7 records mixed in (0)")
+    feed.add_argument(
+        "--ending-now",
+        action="store_true",
+        help="the feed's 35 days end now and every planted case ends in its last days, so that "
+        "`run` (which judges by the wall clock) pages them; by default the feed ends 5 days ago "
+        "and its cases lie anywhere in it (for replay, which judges by message time)",
+    )
     bench = sub.add_parser("bench", help="throughput and detection latency; prints JSON")
     bench.add_argument("--config", type=Path, help="settings TOML (default: the shipped one)")
     bench.add_argument("--messages", type=int, default=20_000, help="feed size (20000)")
@@ -156,6 +164,15 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "database_url", None):
         overrides["database"] = {"url": args.database_url}
     return load_settings(getattr(args, "config", None), overrides)
+
+
+def feed_start(ending_now: bool) -> datetime | None:
+    """Where a generated feed starts: 35 days before now, or the generator's default."""
+    if not ending_now:
+        return None
+    from service.tools.feedgen.generator import SPAN
+
+    return (datetime.now(UTC) - timedelta(seconds=SPAN)).replace(second=0, microsecond=0)
 
 
 def _require_rehearsal_database(args: argparse.Namespace) -> None:
@@ -226,6 +243,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings | None) -> int:
             planted=args.planted,
             seed=args.seed,
             garbage=args.garbage,
+            start=feed_start(args.ending_now),
+            recent_cases=args.ending_now,
         )
         write_feed_file(feed, args.out)
         print(

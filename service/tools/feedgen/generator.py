@@ -92,12 +92,16 @@ def generate_feed(
     keyed: bool = True,
     oru_topic: str = "hl7.oru",
     rde_topic: str = "hl7.rde",
+    recent_cases: bool = False,
 ) -> Feed:
     """Build a feed of about `messages` records over 35 days from `start` (pure CPU).
 
     `patients` counts every distinct patient, planted ones included. Output is a function
     of (all arguments, seed, start); `start` defaults to now (UTC) minus 40 days truncated
-    to the minute, so pass it explicitly for reproducible bytes.
+    to the minute, so pass it explicitly for reproducible bytes. `recent_cases`: every planted
+    case ends in the feed's last days instead of anywhere in it, so that a feed ending now
+    pages under the wall clock (a result older than the backfill limit only reaches the
+    worklist).
 
     Raises ValueError for a naive `start`, negative counts, `duplicates` outside [0, 1) or
     fewer than `planted + 1` patients.
@@ -126,6 +130,7 @@ def generate_feed(
             keyed=keyed,
             oru_topic=oru_topic,
             rde_topic=rde_topic,
+            recent_cases=recent_cases,
         )
 
 
@@ -158,6 +163,7 @@ def _generate(
     keyed: bool,
     oru_topic: str,
     rde_topic: str,
+    recent_cases: bool,
 ) -> Feed:
     rng = random.Random(seed)
     start_sec = int(start.timestamp())
@@ -178,7 +184,10 @@ def _generate(
         variant = VARIANTS[index % len(VARIANTS)]
         first, last = case_extent(variant)
         slack = SPAN - (last - first) - 12 * HOUR
-        iron_sec = start_sec + 6 * HOUR - first + int(rng.random() * max(0, slack))
+        if recent_cases:  # the case's last event (its late order, if any) 6-12 h before the end
+            iron_sec = end_sec - last - 6 * HOUR - int(rng.random() * 6 * HOUR)
+        else:
+            iron_sec = start_sec + 6 * HOUR - first + int(rng.random() * max(0, slack))
         case_items, case = plant_case(
             builder,
             index=index,
