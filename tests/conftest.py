@@ -8,11 +8,13 @@ Every test that takes the ``broker`` or ``proxied_broker`` fixture runs once per
 ``--broker`` (``tansu``, ``kafka`` or ``both``, the default): Tansu is the embedded default and
 the fast lane's broker, Apache Kafka (``service.tools.kafka``, started with ``java`` from jars
 Maven resolves) is what hospitals run. Apache Kafka skips where java or mvn are missing, except
-in CI, where it fails. ``@pytest.mark.tansu_only("why")`` keeps a test on Tansu alone.
+in CI, where it fails. ``@pytest.mark.tansu_only("why")`` keeps a test on Tansu alone. The
+Apache Kafka variants count as ``slow``: the fast lane (``-m "not slow"``) stays on Tansu.
 
 The ``postgres`` and ``kafka`` markers are derived from the fixtures a test uses, so that they
 stay true: ``-m "not postgres"`` really runs without the database server, ``-m "not kafka"``
-without a broker. (``slow`` is set by hand, per module or per test: it is a judgement.)
+without a broker. (``slow`` is set by hand, per module or per test: it is a judgement; the one
+exception is the Apache Kafka variants above.)
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if fixtures & KAFKA_FIXTURES:
             item.add_marker(pytest.mark.kafka)
+        if callspec is not None and "kafka" in (
+            callspec.params.get(name) for name in KAFKA_FIXTURES
+        ):
+            # Tansu is the fast lane's broker: a JVM is started only for the whole suite.
+            item.add_marker(pytest.mark.slow)
 
 
 def require_apache_kafka_tools() -> None:
