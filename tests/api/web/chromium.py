@@ -60,8 +60,8 @@ class RunningServer:
 
 
 @contextmanager
-def chrome(profile: Path) -> Iterator[Any]:
-    """A headless Chromium session with its own profile directory."""
+def chrome(profile: Path, window: str = "1280,800") -> Iterator[Any]:
+    """A headless Chromium session with its own profile directory, ``window`` (width,height)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -80,7 +80,7 @@ def chrome(profile: Path) -> Iterator[Any]:
         "--disable-dev-shm-usage",
         "--hide-scrollbars",
         f"--user-data-dir={profile}",
-        "--window-size=1280,800",
+        f"--window-size={window}",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)

@@ -7,29 +7,21 @@ Skips when Chromium or its driver is absent (CI installs them:
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session
 
-from service.api.server import ApiServer
 from service.db.models import Alert
 from service.notify.ack_links import ack_link
 from tests.api.story import ACTOR, MRN, TOKEN, Story, build_story
+from tests.api.web.chromium import CHROMIUM, DRIVER, RunningServer, chrome
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
 
 # Selenium is a test-only extra: without it the whole module is skipped, not failed.
-webdriver = pytest.importorskip("selenium.webdriver")
 By = pytest.importorskip("selenium.webdriver.common.by").By
-ChromeOptions = pytest.importorskip("selenium.webdriver.chrome.options").Options
-ChromeService = pytest.importorskip("selenium.webdriver.chrome.service").Service
 WebDriverWait = pytest.importorskip("selenium.webdriver.support.ui").WebDriverWait
 pytestmark = [
     pytest.mark.slow,  # drives a real Chromium
@@ -39,77 +31,17 @@ pytestmark = [
 ]
 
 
-class RunningServer:
-    """The ApiServer component in its own thread and event loop, stopped like the daemon."""
-
-    def __init__(self, story: Story) -> None:
-        self.server = ApiServer(story.context, "127.0.0.1", 0)
-        self.loop = asyncio.new_event_loop()
-        self.stop: asyncio.Event | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.error: BaseException | None = None
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-
-        async def main() -> None:
-            self.stop = asyncio.Event()
-            await self.server.run(self.stop)
-
-        try:
-            self.loop.run_until_complete(main())
-        except BaseException as exc:  # reported by the fixture
-            self.error = exc
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        for _ in range(200):
-            if self.server.port or self.error:
-                break
-            threading.Event().wait(0.02)
-        assert self.server.port, f"server did not start: {self.error!r}"
-        return f"http://127.0.0.1:{self.server.port}"
-
-    def __exit__(self, *exc: object) -> None:
-        if self.stop is not None:
-            self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(10)
-        assert not self.thread.is_alive()
-
-
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
-    options = ChromeOptions()
-    options.binary_location = CHROMIUM or ""
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=820,1400",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=ChromeService(executable_path=DRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    # Elements may appear after a navigation returns on a loaded CI machine: wait for them.
-    driver.implicitly_wait(15)
-    try:
+    with chrome(tmp_path / "chromium-profile", window="820,1400") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
 def live(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[Story, str]]:
     story = build_story(sqlite_url, tmp_path)
     try:
-        with RunningServer(story) as base_url:
+        with RunningServer(story.context) as base_url:
             yield story, base_url
     finally:
         story.app.close()
