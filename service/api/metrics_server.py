@@ -13,24 +13,19 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Iterator
-from typing import Protocol
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from service.api.context import ApiContext, Readiness
+from service.api.embedded import EmbeddedServer, ServedApp, served_context
 from service.api.views.alert_gauges import refresh_alert_gauges
 from service.api.views.exposure_gauges import refresh_exposure_gauges
-from service.ingest.pipeline import Pipeline
 from service.runtime import metrics
-from service.runtime.clinical import Clinical
-from service.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +49,6 @@ def create_metrics_app(context: ApiContext) -> Starlette:
     return Starlette(routes=[Route("/metrics", endpoint, methods=["GET"])])
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handling: the daemon owns SIGTERM/SIGINT (as ApiServer)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class MetricsServer:
     name = "metrics"
 
@@ -76,7 +63,7 @@ class MetricsServer:
             server_header=False,
             timeout_graceful_shutdown=5,
         )
-        self.server = _EmbeddedServer(self.config)
+        self.server = EmbeddedServer(self.config)
         self.port: int | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -116,28 +103,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class ServedApp(Protocol):
-    """What the metrics server reads: the application ``service.bootstrap.build_app`` wires
-    (as ``service.api.server.ServedApp``; not imported from there, which imports the app
-    factory, which imports this module)."""
-
-    settings: Settings
-    engine: Engine
-    clinical: Clinical
-    pipeline: Pipeline
-
-
 def metrics_components(app: ServedApp, readiness: Readiness) -> list[MetricsServer]:
     """The daemon's metrics server, or none when ``metrics.port`` is unset (the API then
     serves /metrics). No I/O until ``run``."""
     settings = app.settings.metrics
     if settings.port is None:
         return []
-    context = ApiContext(
-        settings=app.settings,
-        engine=app.engine,
-        clinical=app.clinical,
-        pipeline=app.pipeline,
-        readiness=readiness,
-    )
+    context = served_context(app, readiness)
     return [MetricsServer(context, host=settings.host, port=settings.port)]

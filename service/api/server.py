@@ -10,32 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
-from typing import Protocol
 
 import uvicorn
-from sqlalchemy.engine import Engine
 
 from service.api.app import create_app
 from service.api.context import ApiContext, Readiness
+from service.api.embedded import EmbeddedServer, ServedApp, served_context
 from service.api.slow_clients import h11_with_header_deadline
-from service.ingest.pipeline import Pipeline
-from service.runtime.clinical import Clinical
-from service.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handling: the daemon owns SIGTERM/SIGINT and sets ``stop``.
-
-    uvicorn (>= 0.29) swaps the process's handlers in ``capture_signals`` while it serves
-    from the main thread, which would take SIGTERM away from the daemon's orderly shutdown.
-    """
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class ApiServer:
@@ -65,7 +48,7 @@ class ApiServer:
             h11_max_incomplete_event_size=http.max_header_bytes,
             limit_concurrency=http.max_connections,
         )
-        self.server = _EmbeddedServer(self.config)
+        self.server = EmbeddedServer(self.config)
         self.port: int | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -95,15 +78,6 @@ class ApiServer:
             raise RuntimeError("api server stopped unexpectedly")
 
 
-class ServedApp(Protocol):
-    """What the API serves: the application ``service.bootstrap.build_app`` wires."""
-
-    settings: Settings
-    engine: Engine
-    clinical: Clinical
-    pipeline: Pipeline
-
-
 def api_components(app: ServedApp, readiness: Readiness) -> list[ApiServer]:
     """The daemon's API component, or none when ``api.enabled`` is false.
 
@@ -112,11 +86,5 @@ def api_components(app: ServedApp, readiness: Readiness) -> list[ApiServer]:
     """
     if not app.settings.api.enabled:
         return []
-    context = ApiContext(
-        settings=app.settings,
-        engine=app.engine,
-        clinical=app.clinical,
-        pipeline=app.pipeline,
-        readiness=readiness,
-    )
+    context = served_context(app, readiness)
     return [ApiServer(context, host=app.settings.api.host, port=app.settings.api.port)]
