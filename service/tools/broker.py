@@ -20,6 +20,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_or_kill(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait for a process that was told to stop; SIGKILL it after ``timeout_s``."""
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class EmbeddedBroker:
     """A Tansu broker on 127.0.0.1. Blocks in ``start`` until it accepts connections.
 
@@ -68,11 +77,7 @@ class EmbeddedBroker:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            wait_or_kill(self.process, 5)
         self.process = None
 
     def __enter__(self) -> EmbeddedBroker:

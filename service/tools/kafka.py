@@ -15,6 +15,7 @@ cluster would ask of the daemon. Inter-broker and controller traffic stay PLAINT
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from service.tools.broker import free_port
+from service.tools.broker import free_port, wait_or_kill
 
 # The version compose runs (deploy/compose.yaml) and the suite proves; see README "Brokers".
 KAFKA_VERSION = "4.1.1"
@@ -216,11 +217,7 @@ class ApacheKafka:
                 node.process.terminate()
         for node in self.nodes:
             if node.process is not None:
-                try:
-                    node.process.wait(10)
-                except subprocess.TimeoutExpired:
-                    node.process.kill()
-                    node.process.wait()
+                wait_or_kill(node.process, 10)
             node.process = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -241,11 +238,7 @@ class ApacheKafka:
         node = self.node(node_id)
         if node.process is not None and node.running():
             node.process.terminate()
-            try:
-                node.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait()
+            wait_or_kill(node.process, timeout_s)
         node.process = None
 
     def start_node(self, node_id: int, timeout_s: float = 120.0) -> None:
@@ -381,6 +374,4 @@ class ApacheKafka:
 
 def _cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 characters)."""
-    import base64
-
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
