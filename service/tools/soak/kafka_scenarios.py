@@ -323,39 +323,27 @@ def kafka_runs(
     timeout_s: float = 600.0,
 ) -> list[tuple[str, Callable[[], ScenarioResult]]]:
     """The scenarios above as `labsentinel soak` names them, each with its own database
-    (``database(name)`` returns a URL) and folder under ``workdir``."""
+    (``database(name)`` returns a URL, asked for only when the scenario runs) and folder
+    under ``workdir``."""
+    table = [
+        ("kafka-leader-kill", scenario_kafka_leader_kill, "leader"),
+        ("kafka-rolling", scenario_kafka_rolling_restart, "rolling"),
+        ("kafka-rebalance", scenario_kafka_rebalance, "rebalance"),
+    ]
+
+    def bound(
+        name: str, scenario: Callable[..., ScenarioResult], db: str, offset: int
+    ) -> Callable[[], ScenarioResult]:
+        return lambda: scenario(
+            cluster,
+            database(db),
+            workdir / name,
+            messages=messages,
+            seed=seed + 20 + offset,
+            timeout_s=timeout_s,
+        )
+
     return [
-        (
-            "kafka-leader-kill",
-            lambda: scenario_kafka_leader_kill(
-                cluster,
-                database("leader"),
-                workdir / "kafka-leader-kill",
-                messages=messages,
-                seed=seed + 20,
-                timeout_s=timeout_s,
-            ),
-        ),
-        (
-            "kafka-rolling",
-            lambda: scenario_kafka_rolling_restart(
-                cluster,
-                database("rolling"),
-                workdir / "kafka-rolling",
-                messages=messages,
-                seed=seed + 21,
-                timeout_s=timeout_s,
-            ),
-        ),
-        (
-            "kafka-rebalance",
-            lambda: scenario_kafka_rebalance(
-                cluster,
-                database("rebalance"),
-                workdir / "kafka-rebalance",
-                messages=messages,
-                seed=seed + 22,
-                timeout_s=timeout_s,
-            ),
-        ),
+        (name, bound(name, scenario, db, offset))
+        for offset, (name, scenario, db) in enumerate(table)
     ]
