@@ -160,15 +160,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
                 ),
             ),
         ]
-        for name, scenario in runs:
-            if name not in wanted:
-                continue
-            try:
-                row = scenario().row()
-            except Exception as exc:  # report and go on: one broken scenario is a finding
-                row = {"fault": name, "ok": False, "error": describe_exception(exc)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+        rows += _run_wanted(runs, wanted)
         if wanted & set(KAFKA_SCENARIOS):
             rows += _kafka_rows(wanted, db, workdir, messages=n, seed=args.seed)
     finally:
@@ -209,27 +201,37 @@ def _kafka_rows(
     from service.tools.kafka import ApacheKafka
     from service.tools.soak.kafka_scenarios import kafka_runs
 
-    rows: list[dict[str, Any]] = []
     cluster = ApacheKafka(brokers=3)
     try:
         cluster.start()
     except (RuntimeError, OSError) as exc:
         cluster.stop()
         error = f"Apache Kafka did not start: {describe_exception(exc)}"
-        rows = [{"fault": name, "ok": False, "error": error} for name in KAFKA_SCENARIOS]
-        return [r for r in rows if r["fault"] in wanted]
+        return [
+            {"fault": name, "ok": False, "error": error}
+            for name in KAFKA_SCENARIOS
+            if name in wanted
+        ]
     try:
-        for name, scenario in kafka_runs(cluster, db, workdir, messages=messages, seed=seed):
-            if name not in wanted:
-                continue
-            try:
-                row = scenario().row()
-            except Exception as exc:  # report and go on: one broken scenario is a finding
-                row = {"fault": name, "ok": False, "error": describe_exception(exc)}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+        return _run_wanted(kafka_runs(cluster, db, workdir, messages=messages, seed=seed), wanted)
     finally:
         cluster.stop()
+
+
+def _run_wanted(
+    runs: list[tuple[str, Callable[[], Any]]], wanted: set[str]
+) -> list[dict[str, Any]]:
+    """Run the wanted scenarios in order; each row is printed as it is known."""
+    rows: list[dict[str, Any]] = []
+    for name, scenario in runs:
+        if name not in wanted:
+            continue
+        try:
+            row = scenario().row()
+        except Exception as exc:  # report and go on: one broken scenario is a finding
+            row = {"fault": name, "ok": False, "error": describe_exception(exc)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     return rows
 
 
