@@ -257,5 +257,6 @@ def _command(args: argparse.Namespace) -> str:
         f"--outage-s {args.outage_s:g} --broker-cut-s {args.broker_cut_s:g} "
         f"--pager-failures {args.pager_failures} --sigterms {args.sigterms} "
         f"--fuzz {args.fuzz} --seed {args.seed}"
+        + (f" --broker {args.broker}" if args.broker != "tansu" else "")
         + (f" --only {' '.join(args.only)}" if args.only else "")
     )
