@@ -120,19 +120,14 @@ def preview(engine: Engine, config: TeamRouting, now: datetime) -> list[PlannedS
             if row.team not in routing.teams:
                 continue
             alert_id = row.id or 0
-            if row.corrective_at is None:
-                stop = _corrective_check(session, config, row, now).stop
-                if stop is not None:
-                    note = f"corrective therapy {stop.drug} stops escalation"
-                    planned.append(
-                        PlannedStep(alert_id, row.severity, row.team, "corrective", 0, note=note)
-                    )
-                    continue
-            silenced = active_silence(session, row, now) is not None
-            team = routing.teams[row.team]
-            decision = decide(
-                _state(row, silenced), routing.policy_of(row.team), team.schedule.tier_count, now
-            )
+            check, decision = _assess(session, config, row, now)
+            if decision is None:
+                assert check is not None and check.stop is not None
+                note = f"corrective therapy {check.stop.drug} stops escalation"
+                planned.append(
+                    PlannedStep(alert_id, row.severity, row.team, "corrective", 0, note=note)
+                )
+                continue
             if decision.step is Step.NONE:
                 continue
             if decision.step is Step.EXHAUSTED:
@@ -161,6 +156,22 @@ def preview(engine: Engine, config: TeamRouting, now: datetime) -> list[PlannedS
                 )
             )
     return planned
+
+
+def _assess(
+    session: Session, config: TeamRouting, row: Alert, now: datetime
+) -> tuple[CorrectiveCheck | None, Decision | None]:
+    """What is due for an open alert of a routed team at ``now``, read only; the one decision
+    that both ``escalate`` and ``preview`` act on. The corrective check comes first (None once
+    corrective therapy is recorded on the alert); when it stops escalation there is no
+    decision, else ``decide`` gives the step (a silence counts)."""
+    check = _corrective_check(session, config, row, now) if row.corrective_at is None else None
+    if check is not None and check.stop is not None:
+        return check, None
+    routing = config.routing
+    silenced = active_silence(session, row, now) is not None
+    tiers = routing.teams[row.team].schedule.tier_count
+    return check, decide(_state(row, silenced), routing.policy_of(row.team), tiers, now)
 
 
 def _state(row: Alert, silenced: bool) -> EscalationState:
@@ -194,13 +205,11 @@ def _step(
             return
         if row.status != "open" or row.team not in routing.teams:
             return
-        if row.corrective_at is None and _corrective(session, config, row, now, report):
+        check, decision = _assess(session, config, row, now)
+        if check is not None and _corrective(session, row, check, now, report):
             report.stopped.append((alert_id, "corrective"))
             return
-        team = routing.teams[row.team]
-        silenced = active_silence(session, row, now) is not None
-        state = _state(row, silenced)
-        decision = decide(state, routing.policy_of(row.team), team.schedule.tier_count, now)
+        assert decision is not None  # no corrective stop, so a decision was made
         if decision.step is Step.NONE:
             return
         if decision.step is Step.EXHAUSTED:
@@ -300,10 +309,9 @@ def _corrective_check(
 
 
 def _corrective(
-    session: Session, config: TeamRouting, row: Alert, now: datetime, report: EscalationReport
+    session: Session, row: Alert, check: CorrectiveCheck, now: datetime, report: EscalationReport
 ) -> bool:
     """Stop escalation when corrective therapy qualifies; note the messages that do not."""
-    check = _corrective_check(session, config, row, now)
     _note(session, row, check.noted, now, report)
     if check.stop is None:
         return False
