@@ -7,12 +7,12 @@ and counted as they are pulled, so "not read" is measured, not assumed.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,9 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.types import Scope
 
 from service.api.limits import RequestLimits
-from service.api.server import ApiServer
 from service.runtime.http_settings import HttpSettings
 from tests.api.story import TOKEN, Story, build_story
+from tests.api.web.chromium import RunningServer
 
 MB = 1024 * 1024
 CHUNK = 64 * 1024
@@ -209,43 +209,14 @@ def story(sqlite_url: str, tmp_path: Path) -> Iterator[Story]:
         built.app.close()
 
 
-class RunningServer:
-    """``ApiServer`` (the daemon's component) serving in its own thread and event loop."""
-
-    def __init__(self, story: Story, http: HttpSettings) -> None:
-        settings = story.context.settings.model_copy(update={"http": http})
-        self.server = ApiServer(
-            dataclasses.replace(story.context, settings=settings), host="127.0.0.1", port=0
-        )
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.stop: asyncio.Event | None = None
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-
-    def _serve(self) -> None:
-        async def main() -> None:
-            self.loop = asyncio.get_running_loop()
-            self.stop = asyncio.Event()
-            await self.server.run(self.stop)
-
-        asyncio.run(main())
-
-    def __enter__(self) -> RunningServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while self.server.port is None:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "server did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.loop is not None and self.stop is not None
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(30)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        assert self.server.port is not None
-        return ("127.0.0.1", self.server.port)
+@contextmanager
+def serving(story: Story, http: HttpSettings) -> Iterator[RunningServer]:
+    """``ApiServer`` (the daemon's component) for ``story`` with these request limits, in its
+    own thread and event loop."""
+    settings = story.context.settings.model_copy(update={"http": http})
+    server = RunningServer(dataclasses.replace(story.context, settings=settings))
+    with server:
+        yield server
 
 
 def rss_bytes() -> int:
@@ -298,7 +269,7 @@ def request_head(path: str, token: str | None, length: int | None) -> bytes:
 def test_huge_bodies_neither_grow_memory_nor_stall_the_loop(story: Story) -> None:
     # The finding: one 100 MB POST without a token took the daemon from 198 to 430 MB, and two
     # 300 MB bodies held /healthz for 6.3 s. Both attacks at once, /healthz polled throughout.
-    with RunningServer(story, HttpSettings()) as running:
+    with serving(story, HttpSettings()) as running:
         url = f"http://127.0.0.1:{running.address[1]}/healthz"
         httpx.get(url).raise_for_status()
         before = rss_bytes()
@@ -348,7 +319,7 @@ def test_a_body_that_never_arrives_is_cut_off_at_the_deadline(story: Story) -> N
     # Slow loris: headers of a 100-byte body, then silence. The deadline is 1 s; the bound
     # of 30 s only catches a server that waits forever.
     with (
-        RunningServer(story, HttpSettings(body_read_timeout_s=1)) as running,
+        serving(story, HttpSettings(body_read_timeout_s=1)) as running,
         socket.create_connection(running.address, timeout=30) as sock,
     ):
         sock.sendall(request_head("/api/v1/patients/lookup", TOKEN, 100))
@@ -361,7 +332,7 @@ def test_a_body_that_never_arrives_is_cut_off_at_the_deadline(story: Story) -> N
 
 
 def test_headers_that_never_end_are_cut_off(story: Story) -> None:
-    with RunningServer(story, HttpSettings(header_read_timeout_s=1)) as running:
+    with serving(story, HttpSettings(header_read_timeout_s=1)) as running:
         with socket.create_connection(running.address, timeout=30) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # and nothing more
             started = time.monotonic()
@@ -375,7 +346,7 @@ def test_headers_that_never_end_are_cut_off(story: Story) -> None:
 @pytest.mark.parametrize("ending", [b"\r\n\r\n", b""], ids=["complete", "unfinished"])
 def test_oversized_headers_are_refused(story: Story, ending: bytes) -> None:
     with (
-        RunningServer(story, HttpSettings(max_header_bytes=4096)) as running,
+        serving(story, HttpSettings(max_header_bytes=4096)) as running,
         socket.create_connection(running.address, timeout=30) as sock,
     ):
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8192 + ending)

@@ -1,6 +1,7 @@
 """Headless Chromium (Selenium) against the daemon's API component on a free port.
 
-Shared by the browser tests. Chromium and chromedriver come from Debian (``scripts/ci-services``
+Shared by the browser tests; ``RunningServer`` also by the security tests that need a real
+server on a socket. Chromium and chromedriver come from Debian (``scripts/ci-services``
 installs them); the tests that use this skip when either is absent.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,17 +47,21 @@ class RunningServer:
 
     def __enter__(self) -> str:
         self.thread.start()
-        for _ in range(500):
-            if self.server.port or self.error:
-                break
+        deadline = time.monotonic() + 30  # a loaded CI machine starts it slowly
+        while not (self.server.port or self.error) and time.monotonic() < deadline:
             threading.Event().wait(0.02)
         assert self.server.port, f"server did not start: {self.error!r}"
         return f"http://127.0.0.1:{self.server.port}"
 
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.server.port is not None
+        return ("127.0.0.1", self.server.port)
+
     def __exit__(self, *exc: object) -> None:
         if self.stop is not None:
             self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(10)
+        self.thread.join(30)  # requests in flight (a large body) end first
         assert not self.thread.is_alive()
 
 
