@@ -36,6 +36,9 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+# The API story on SQLite (``story``): the API, web, CLI and security tests share it.
+pytest_plugins = ["tests.api.story"]
+
 POSTGRES_FIXTURES = {"pg_server", "pg_url", "private_pg", "private_pg_url"}
 KAFKA_FIXTURES = {"broker", "proxied_broker"}
 BROKER_KINDS = ("tansu", "kafka")

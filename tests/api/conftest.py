@@ -1,22 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from service.api import create_app
-from tests.api.story import TOKEN, Story, build_story
-
-
-@pytest.fixture
-def story(sqlite_url: str, tmp_path: Path) -> Iterator[Story]:
-    built = build_story(sqlite_url, tmp_path)
-    try:
-        yield built
-    finally:
-        built.app.close()
+from tests.api.story import TOKEN, Story
 
 
 @pytest.fixture

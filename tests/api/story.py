@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlmodel import Session, select
 
 from alerts.identity import patient_key
@@ -135,3 +137,15 @@ def build_story(database_url: str, tmp_path: Path) -> Story:
         readiness=Readiness(),
     )
     return Story(settings, app, context, now)
+
+
+@pytest.fixture
+def story(sqlite_url: str, tmp_path: Path) -> Iterator[Story]:
+    """The story on SQLite, closed afterwards (a fixture for every test, registered in
+    tests/conftest.py; a module that needs both databases defines its own on
+    ``database_url``)."""
+    built = build_story(sqlite_url, tmp_path)
+    try:
+        yield built
+    finally:
+        built.app.close()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,22 +11,13 @@ from sqlmodel import Session
 from service.api import ApiContext
 from service.db.models import Alert
 from service.runtime.auth_settings import AuthSettings
-from tests.api.story import Story, build_story
+from tests.api.story import Story
 from tests.api.web.chromium import RunningServer
 from tests.security.signin_support import client_for, role_context
 
 PROXY = "10.20.0.7"
 OUTSIDER = "192.168.1.50"
 ALICE = {"X-Forwarded-User": "alice", "X-Forwarded-Groups": "staff, ls-clinicians"}
-
-
-@pytest.fixture
-def story(sqlite_url: str, tmp_path: Path) -> Iterator[Story]:
-    built = build_story(sqlite_url, tmp_path)
-    try:
-        yield built
-    finally:
-        built.app.close()
 
 
 def proxy_context(story: Story) -> ApiContext:

@@ -24,7 +24,7 @@ from starlette.types import Scope
 
 from service.api.limits import RequestLimits
 from service.runtime.http_settings import HttpSettings
-from tests.api.story import TOKEN, Story, build_story
+from tests.api.story import TOKEN, Story
 from tests.api.web.chromium import RunningServer
 
 MB = 1024 * 1024
@@ -198,15 +198,6 @@ async def test_a_large_sign_in_form_is_refused() -> None:
 
 
 # -- the real server ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def story(sqlite_url: str, tmp_path: Path) -> Iterator[Story]:
-    built = build_story(sqlite_url, tmp_path)
-    try:
-        yield built
-    finally:
-        built.app.close()
 
 
 @contextmanager

@@ -7,7 +7,6 @@ allowed call answers 404 (it got past the role check) and a refused one 403, on 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +37,6 @@ API_ROUTES: list[tuple[str, str, str, dict[str, Any] | None, str, int]] = [
     ("raw HL7", "GET", f"/api/v1/dead-letters/{MISSING}", None, "admin", 404),
     ("reprocess", "POST", f"/api/v1/dead-letters/{MISSING}/reprocess", None, "admin", 404),
 ]
-
-
-@pytest.fixture
-def story(sqlite_url: str, tmp_path: Path) -> Iterator[Story]:
-    built = build_story(sqlite_url, tmp_path)
-    try:
-        yield built
-    finally:
-        built.app.close()
 
 
 @pytest.mark.parametrize("role", ROLES)

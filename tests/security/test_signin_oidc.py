@@ -47,15 +47,6 @@ def provider() -> Iterator[Provider]:
         yield running
 
 
-@pytest.fixture
-def story(sqlite_url: str, tmp_path: Path) -> Iterator[Story]:
-    built = build_story(sqlite_url, tmp_path)
-    try:
-        yield built
-    finally:
-        built.app.close()
-
-
 def oidc_context(story: Story, provider: Provider, **extra: object) -> ApiContext:
     return role_context(
         story,

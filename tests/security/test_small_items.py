@@ -8,9 +8,8 @@ import io
 import json
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,7 +23,7 @@ from service.api import create_app
 from service.runtime import logs
 from tests.alerts.pagers.factories import make_notification
 from tests.alerts.pagers.servers import HttpServer
-from tests.api.story import TOKEN, Story, build_story
+from tests.api.story import TOKEN, Story
 
 # -- WCTP: characters XML 1.0 forbids -----------------------------------------------------
 
@@ -68,15 +67,6 @@ def test_strip_bidi_removes_every_embedding_override_isolate_and_mark() -> None:
     every = "".join(chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
     assert strip_bidi(f"a{every}\u200e\u200f\u061cb") == "ab"
     assert strip_bidi("Zoë 中 \u05d0") == "Zoë 中 \u05d0"  # letters of any script stay
-
-
-@pytest.fixture
-def story(sqlite_url: str, tmp_path: Path) -> Iterator[Story]:
-    built = build_story(sqlite_url, tmp_path)
-    try:
-        yield built
-    finally:
-        built.app.close()
 
 
 @pytest.fixture
