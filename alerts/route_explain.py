@@ -14,8 +14,6 @@ from alerts.escalation import PAGING_SEVERITIES
 from alerts.roster_state import IMPORTED
 from alerts.routing import Match, RoutingConfig, Subject
 
-_KEYS = ("rules", "severities", "locations", "facilities", "services")
-
 
 @dataclass(frozen=True)
 class RouteCheck:
@@ -104,32 +102,7 @@ class Explanation:
 
 def mismatched_keys(match: Match, subject: Subject) -> tuple[str, ...]:
     """The match keys of a route that ``subject`` fails (empty: the route matches)."""
-    values = {
-        "rules": subject.rule,
-        "severities": subject.severity,
-        "locations": subject.point_of_care,
-        "facilities": subject.facility,
-        "services": subject.service,
-    }
-    failed = []
-    for key in _KEYS:
-        if not Match(**{key: getattr(match, key)}).matches(_only(key, values[key])):
-            failed.append(key)
-    return tuple(failed)
-
-
-def _only(key: str, value: str) -> Subject:
-    """A subject that differs from "anything" only in ``key`` (to test one key alone)."""
-    base = {"rule": "", "severity": "", "location": "", "facility": "", "service": ""}
-    field_of = {
-        "rules": "rule",
-        "severities": "severity",
-        "locations": "location",
-        "facilities": "facility",
-        "services": "service",
-    }
-    base[field_of[key]] = value
-    return Subject(**base)
+    return match.failed_keys(subject)
 
 
 def on_call(routing: RoutingConfig, team_id: str, tier: int, at: datetime) -> OnCall:

@@ -76,14 +76,20 @@ class Match:
     facilities: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
 
-    def matches(self, s: Subject) -> bool:
-        return (
-            _any(self.rules, s.rule)
-            and _any(self.severities, s.severity)
-            and _any(self.locations, s.point_of_care)
-            and _any(self.facilities, s.facility)
-            and _any(self.services, s.service)
+    def failed_keys(self, s: Subject) -> tuple[str, ...]:
+        """The keys whose patterns ``s`` does not match, in this order: rules, severities,
+        locations, facilities, services (empty: the route matches)."""
+        checks = (
+            ("rules", self.rules, s.rule),
+            ("severities", self.severities, s.severity),
+            ("locations", self.locations, s.point_of_care),
+            ("facilities", self.facilities, s.facility),
+            ("services", self.services, s.service),
         )
+        return tuple(key for key, patterns, value in checks if not _any(patterns, value))
+
+    def matches(self, s: Subject) -> bool:
+        return not self.failed_keys(s)
 
 
 def _any(patterns: tuple[str, ...], value: str) -> bool:
