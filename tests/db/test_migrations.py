@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import column as sa_column
-from sqlalchemy import table as sa_table
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
@@ -18,7 +16,7 @@ from alerts.dedup import dedup_key
 from alerts.model import RULE_INTERACTION
 from service.db.engine import make_engine
 from service.db.migrate import alembic_config, upgrade
-from service.db.models import Alert
+from tests.db.helpers import insert_old_alert
 
 
 def test_migrated_schema_matches_the_models(database_url: str) -> None:
@@ -93,24 +91,7 @@ def test_authority_migration_rekeys_patients_and_their_alerts(database_url: str)
                 )
         with engine.begin() as connection:
             for patient in ("P1", "P2"):
-                # Written column by column: the model has columns that 0004 does not.
-                row = Alert(
-                    dedup_key=dedup_key(RULE_INTERACTION, patient, "phosphate", episode),
-                    rule=RULE_INTERACTION,
-                    patient_id=patient,
-                    analyte="phosphate",
-                    severity="high",
-                    status="open",
-                    observed_at=episode,
-                    iron_dose_at=episode,
-                    episode_start=episode,
-                    antiresorptive_dose_at=episode,
-                    created_at=episode,
-                    updated_at=episode,
-                )
-                values = row.model_dump(exclude={"id", "public_id"})
-                table = sa_table("alerts", *(sa_column(name) for name in values))
-                connection.execute(table.insert().values(**values))
+                insert_old_alert(connection, patient, episode)
         upgrade(engine)
         with engine.connect() as connection:
             rows = connection.execute(

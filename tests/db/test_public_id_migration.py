@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from alembic import command
-from sqlalchemy import column, inspect, table, text
+from sqlalchemy import inspect, text
 
-from alerts.dedup import dedup_key
-from alerts.model import RULE_INTERACTION
 from service.db.engine import make_engine
 from service.db.migrate import alembic_config, upgrade
-from service.db.models import Alert
+from tests.db.helpers import insert_old_alert
 
 
 def test_existing_alerts_get_distinct_random_public_ids(database_url: str) -> None:
@@ -22,23 +20,7 @@ def test_existing_alerts_get_distinct_random_public_ids(database_url: str) -> No
         upgrade(engine, "0005")
         with engine.begin() as connection:
             for patient in ("P1", "P2", "P3"):
-                row = Alert(
-                    dedup_key=dedup_key(RULE_INTERACTION, patient, "phosphate", episode),
-                    rule=RULE_INTERACTION,
-                    patient_id=patient,
-                    analyte="phosphate",
-                    severity="high",
-                    status="open",
-                    observed_at=episode,
-                    iron_dose_at=episode,
-                    episode_start=episode,
-                    antiresorptive_dose_at=episode,
-                    created_at=episode,
-                    updated_at=episode,
-                )
-                values = row.model_dump(exclude={"id", "public_id"})
-                alerts = table("alerts", *(column(name) for name in values))
-                connection.execute(alerts.insert().values(**values))
+                insert_old_alert(connection, patient, episode)
         upgrade(engine)
         with engine.connect() as connection:
             rows = connection.execute(text("SELECT dedup_key, public_id FROM alerts")).all()
