@@ -36,12 +36,15 @@ async def group_lag(options: dict[str, Any], group: str, topics: Iterable[str]) 
 async def _committed_and_ends(
     options: dict[str, Any], group: str, topics: list[str]
 ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-    # One consumer of the group for both questions (it never subscribes, so never joins).
+    # One consumer of the group (it never subscribes, so never joins) and one admin client
+    # for all the questions.
     consumer = AIOKafkaConsumer(group_id=group, enable_auto_commit=False, **options)
+    admin = AIOKafkaAdminClient(**options)
     await consumer.start()
     try:
-        partitions = await _partitions(options, consumer, topics)
-        fetched = await _admin_offsets(options, group)
+        answering = await _started(admin)
+        partitions = await _partitions(admin if answering else None, consumer, topics)
+        fetched = await _admin_offsets(admin, group) if answering else None
         if fetched is None:
             fetched = {}
             for tp in partitions:
@@ -49,40 +52,44 @@ async def _committed_and_ends(
         ends = await consumer.end_offsets(partitions)
         return {tp: fetched.get(tp, 0) for tp in partitions}, ends
     finally:
+        await admin.close()
         await consumer.stop()
 
 
+async def _started(admin: AIOKafkaAdminClient) -> bool:
+    try:
+        await admin.start()
+        return True
+    except KafkaError:
+        return False
+
+
 async def _partitions(
-    options: dict[str, Any], consumer: AIOKafkaConsumer, topics: list[str]
+    admin: AIOKafkaAdminClient | None, consumer: AIOKafkaConsumer, topics: list[str]
 ) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(**options)
-    try:
-        await admin.start()
-        described = await admin.describe_topics(topics)
-        found = [
-            TopicPartition(topic["topic"], partition["partition"])
-            for topic in described
-            for partition in topic["partitions"]
-        ]
-    except KafkaError:  # Tansu: from the consumer's view of the cluster instead
-        await consumer.topics()
-        found = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            for partition in consumer.partitions_for_topic(topic) or ()
-        ]
-    finally:
-        await admin.close()
-    return sorted(found)
+    if admin is not None:
+        try:
+            described = await admin.describe_topics(topics)
+            return sorted(
+                TopicPartition(topic["topic"], partition["partition"])
+                for topic in described
+                for partition in topic["partitions"]
+            )
+        except KafkaError:  # Tansu: from the consumer's view of the cluster instead
+            pass
+    await consumer.topics()
+    return sorted(
+        TopicPartition(topic, partition)
+        for topic in topics
+        for partition in consumer.partitions_for_topic(topic) or ()
+    )
 
 
-async def _admin_offsets(options: dict[str, Any], group: str) -> dict[TopicPartition, int] | None:
-    admin = AIOKafkaAdminClient(**options)
+async def _admin_offsets(
+    admin: AIOKafkaAdminClient, group: str
+) -> dict[TopicPartition, int] | None:
     try:
-        await admin.start()
         fetched = await admin.list_consumer_group_offsets(group)
         return {tp: meta.offset for tp, meta in fetched.items() if meta.offset >= 0}
     except KafkaError:
         return None
-    finally:
-        await admin.close()
