@@ -121,6 +121,11 @@ class KafkaNode:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def client_port(self) -> int:
+        """The port clients are told to connect to (a proxy's, when one stands in front)."""
+        return self.advertised_port or self.port
+
 
 class ApacheKafka:
     """``brokers`` Apache Kafka nodes on 127.0.0.1; ``start`` blocks until all accept clients."""
@@ -256,6 +261,7 @@ class ApacheKafka:
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         client = "SASL_PLAINTEXT" if self.scram is not None else "PLAINTEXT"
         replicas = len(self.nodes)
+        in_sync = min(2, replicas)
         lines = {
             "process.roles": "broker,controller",
             "node.id": str(node.node_id),
@@ -266,8 +272,7 @@ class ApacheKafka:
                 f"CONTROLLER://127.0.0.1:{node.controller_port}"
             ),
             "advertised.listeners": (
-                f"CLIENT://127.0.0.1:{node.advertised_port or node.port},"
-                f"INTERNAL://127.0.0.1:{node.internal_port}"
+                f"CLIENT://127.0.0.1:{node.client_port},INTERNAL://127.0.0.1:{node.internal_port}"
             ),
             "listener.security.protocol.map": (
                 f"CLIENT:{client},INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
@@ -276,13 +281,13 @@ class ApacheKafka:
             "log.dirs": str(node.directory / "data"),
             "num.partitions": "3",
             "default.replication.factor": str(replicas),
-            "min.insync.replicas": str(min(2, replicas)),
+            "min.insync.replicas": str(in_sync),
             "offsets.topic.replication.factor": str(replicas),
             "offsets.topic.num.partitions": "6",
             "transaction.state.log.replication.factor": str(replicas),
-            "transaction.state.log.min.isr": str(min(2, replicas)),
+            "transaction.state.log.min.isr": str(in_sync),
             "share.coordinator.state.topic.replication.factor": str(replicas),
-            "share.coordinator.state.topic.min.isr": str(min(2, replicas)),
+            "share.coordinator.state.topic.min.isr": str(in_sync),
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "true" if self.auto_create_topics else "false",
             # A killed node's partitions must move within seconds, not the 18 s default.
