@@ -24,9 +24,9 @@ from datetime import UTC, datetime, timedelta
 from service.ingest.consumer import kafka_options
 from service.ingest.topics import ensure_topics
 from service.runtime.settings import Settings, load_settings
-from service.tools.broker import EmbeddedBroker
+from service.tools.bench.run import start_broker
+from service.tools.broker import free_port
 from service.tools.feedgen import generate_feed
-from service.tools.kafka import ApacheKafka, free_port
 
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 
@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     size = sum(map(len, messages)) / len(messages)
     print(f"{len(messages)} synthetic messages per run, {size:,.0f} bytes on average")
     print(f"broker: {args.broker}")
-    with EmbeddedBroker() if args.broker == "tansu" else ApacheKafka(quick_start=False) as broker:
+    broker = start_broker(args.broker)  # the same broker as `labsentinel bench` starts
+    try:
         for connections in args.connections:
             run = f"bench{os.getpid()}x{connections}"
             settings = _settings(broker.bootstrap_servers, run)
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 child.terminate()
                 child.wait(30)
+    finally:
+        broker.stop()
     return 0
 
 
