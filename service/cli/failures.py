@@ -37,17 +37,11 @@ def require_sqlite_database(settings: Settings, *, may_create: bool) -> None:
     alerts). Raises DatabaseUnreachable; does nothing for PostgreSQL (its server is tried
     when the command connects) or an in-memory database.
     """
-    from sqlalchemy.engine import make_url
+    from service.db.engine import sqlite_file
 
-    from service.db.engine import is_sqlite, normalise_url
-
-    url = settings.database.url
-    if not is_sqlite(url):
+    path = sqlite_file(settings.database.url)
+    if path is None:
         return
-    database = make_url(normalise_url(url)).database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return
-    path = Path(database).absolute()
     if not path.parent.exists():
         raise DatabaseUnreachable(
             f"database unreachable: the folder of the SQLite database {path} does not exist "

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from service.cli import failures, ingress, ops, paging, reliability, roster
+from service.cli.rehearsal import require_rehearsal_database
 from service.runtime import logs
 from service.runtime.secrets_policy import require_strong_secrets
 from service.runtime.settings import ConfigError, Settings, load_settings
@@ -175,21 +176,6 @@ def feed_start(ending_now: bool) -> datetime | None:
     return (datetime.now(UTC) - timedelta(seconds=SPAN)).replace(second=0, microsecond=0)
 
 
-def _require_rehearsal_database(args: argparse.Namespace) -> None:
-    """A rehearsal writes alerts, history and outbox rows like a real run: in the live
-    database they would show on the worklist, and the running daemon's dispatcher would
-    deliver the queued pages for real. So it needs a database of its own, named on purpose."""
-    if args.pages_out is None:
-        raise ConfigError("--no-deliver needs --pages-out: it is where the pages go")
-    live = load_settings(getattr(args, "config", None)).database.url
-    if not args.database_url or args.database_url == live:
-        raise ConfigError(
-            "--no-deliver needs a --database-url of its own (an empty database or a copy), "
-            "not database.url: in the live database a rehearsal's alerts would reach the "
-            "worklist and a running daemon would deliver its pages"
-        )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings: Settings | None = None
@@ -321,7 +307,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings | None) -> int:
             return EXIT_FAILURE
         show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
         if args.no_deliver:
-            _require_rehearsal_database(args)
+            require_rehearsal_database(args, settings)
         app = build_app(
             settings,
             pages_out=args.pages_out,

@@ -1,5 +1,6 @@
-"""``labsentinel escalations run [--at TIME] [--dry-run]``: the escalation job once, or a
-rehearsal of it (``--dry-run``) that does none of it.
+"""Rehearsals that harm nobody: ``labsentinel escalations run [--at TIME] [--dry-run]`` (the
+escalation job once, or a preview of it that does none of it), and the guard of
+``labsentinel replay --no-deliver``.
 
 A real run refuses a time in the future: it would page now and stamp the future on the alerts.
 
@@ -11,9 +12,54 @@ state, not even a migration of an older schema.
 
 from __future__ import annotations
 
+import argparse
 from datetime import UTC, datetime
 
-from service.runtime.settings import ConfigError, Settings
+from service.runtime.settings import ConfigError, Settings, load_settings
+
+
+def require_rehearsal_database(args: argparse.Namespace, settings: Settings) -> None:
+    """Refuse ``replay --no-deliver`` where it could reach someone.
+
+    A rehearsal writes alerts, history and outbox rows like a real run. In the live database
+    its alerts would reach the worklist, and the running daemon's dispatcher would deliver the
+    pages it queued. So it runs in a database named with ``--database-url`` other than
+    ``database.url``, or in one that holds no processed message yet (an empty database is no
+    live one, and the contract's ``replay --no-deliver`` on a fresh database keeps working).
+    Raises ConfigError; reads the database (DBAPIError when it is unreachable).
+    """
+    if args.pages_out is None:
+        raise ConfigError("--no-deliver needs --pages-out: it is where the pages go")
+    configured = load_settings(getattr(args, "config", None)).database.url
+    if args.database_url and args.database_url != configured:
+        return
+    if holds_messages(settings.database.url):
+        raise ConfigError(
+            "--no-deliver needs a --database-url of its own (an empty database or a copy): "
+            "database.url already holds messages, and there a rehearsal's alerts would reach "
+            "the worklist and a running daemon would deliver its pages"
+        )
+
+
+def holds_messages(url: str) -> bool:
+    """Whether the database at ``url`` has processed a message (a SQLite file that does not
+    exist has not, and is not created)."""
+    from sqlalchemy import inspect, text
+
+    from service.db.engine import make_engine, sqlite_file
+
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return False
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("processed_messages"):
+                return False
+            query = text("SELECT 1 FROM processed_messages LIMIT 1")
+            return connection.execute(query).first() is not None
+    finally:
+        engine.dispose()
 
 
 def escalations_run(settings: Settings, at: datetime, *, at_text: str | None, dry_run: bool) -> int:

@@ -31,6 +31,17 @@ def is_sqlite(url: str) -> bool:
     return make_url(normalise_url(url)).get_backend_name() == "sqlite"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL, absolute; None for another database, an in-memory one or a
+    ``file:`` URI."""
+    if not is_sqlite(url):
+        return None
+    database = make_url(normalise_url(url)).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).absolute()
+
+
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
     """Create the engine (statement parameters hidden from errors and logs).
 

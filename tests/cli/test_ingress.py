@@ -82,6 +82,11 @@ def test_no_deliver_refuses_the_live_database(tmp_path: Path) -> None:
     _interaction_feed(feed)
     live = f"sqlite:///{tmp_path / 'live.db'}"
     pages = str(tmp_path / "pages.jsonl")
+    first = run_cli(
+        "replay", str(feed), "--pages-out", pages, env={"LABSENTINEL_DATABASE_URL": live}
+    )
+    assert first.returncode == 0, first.stderr  # the live database has processed messages
+    before = (tmp_path / "live.db").read_bytes()
     for database in ([], ["--database-url", live]):
         done = run_cli(
             "replay", str(feed), "--pages-out", pages, "--no-deliver", *database,
@@ -89,7 +94,21 @@ def test_no_deliver_refuses_the_live_database(tmp_path: Path) -> None:
         )  # fmt: skip
         assert done.returncode == 2, done.stdout
         assert "--database-url of its own" in done.stderr
-    assert not (tmp_path / "live.db").exists()
+    assert (tmp_path / "live.db").read_bytes() == before
+
+
+def test_no_deliver_rehearses_in_a_database_that_holds_nothing_yet(tmp_path: Path) -> None:
+    # The contract's `replay --no-deliver --pages-out` on a fresh configured database.
+    feed = tmp_path / "feed.hl7"
+    _interaction_feed(feed)
+    pages = tmp_path / "pages.jsonl"
+    done = run_cli(
+        "replay", str(feed), "--pages-out", str(pages), "--no-deliver",
+        env={"LABSENTINEL_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "----- page to" not in done.stdout and "deliveries held" in done.stdout
+    assert [p["patient"]["id"] for p in read_jsonl(pages) if p["event"] == "alert"] == ["MRN7001"]
 
 
 def _broker_env(broker: EmbeddedBroker, unique: str) -> dict[str, str]:
